@@ -1,0 +1,35 @@
+"""The Segment Anything model: image encoder + prompt encoder + mask decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .mask_decoder import MaskDecoder
+from .prompt_encoder import PromptEncoder
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+class Sam(nn.Module):
+    """Holds SAM's three parts; pre- and post-processing live in :mod:`persam.predictor`."""
+
+    mask_threshold: float = 0.0
+
+    def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
+
+    @property
+    def img_size(self) -> int:
+        """Side of the square input the encoder expects (1024 for the released models)."""
+        return self.image_encoder.img_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device

@@ -1,0 +1,106 @@
+"""Encode an image once, then decode masks from prompts: the SAM predictor, with PerSAM's hooks.
+
+Coordinates given to :meth:`SamPredictor.predict` are pixels of the original image (x, y); masks come back
+as low-resolution logits on the padded input square, and :meth:`SamPredictor.upscale` maps them to the
+original image.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .modeling import Sam
+from .transforms import apply_coords, grid_to_image, pad_to_square, resize_image, resized_shape
+
+
+@dataclass
+class ImageEmbedding:
+    """An encoded image: what every later decoding of that image needs."""
+
+    features: torch.Tensor  # (1, C, h, w) on the padded input square
+    original_size: tuple[int, int]  # (H, W)
+    input_size: tuple[int, int]  # (h, w) of the resized image inside the square
+    seconds: float = 0.0  # encoder wall time
+
+
+@dataclass
+class Decoded:
+    """Decoder output for one prompt set."""
+
+    logits: torch.Tensor  # (K, 4h, 4w) low-resolution mask logits
+    iou: torch.Tensor  # (K,) predicted IoU of each mask
+
+
+class SamPredictor:
+    """Thin, stateless wrapper around :class:`Sam` for one image at a time."""
+
+    def __init__(self, model: Sam) -> None:
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """HxWx3 uint8 RGB -> normalised, padded (1, 3, S, S) tensor and the resized (h, w)."""
+        size = resized_shape(image.shape[:2], self.model.img_size)
+        resized = resize_image(image, size)
+        x = torch.from_numpy(np.ascontiguousarray(resized)).to(self.device).permute(2, 0, 1).float()
+        x = (x - self.model.pixel_mean) / self.model.pixel_std
+        return pad_to_square(x, self.model.img_size).unsqueeze(0), size
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """Run the image encoder once; reuse the result for every prompt on this image."""
+        start = time.perf_counter()
+        x, input_size = self.preprocess(image)
+        features = self.model.image_encoder(x)
+        return ImageEmbedding(features, image.shape[:2], input_size, time.perf_counter() - start)
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        emb: ImageEmbedding,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        attn_sim: torch.Tensor | None = None,
+        target_embedding: torch.Tensor | None = None,
+        all_tokens: bool = False,
+    ) -> Decoded:
+        """Decode masks for one prompt set.
+
+        ``point_coords`` (N, 2) and ``box`` (4,) are in original-image pixels; ``mask_input`` is (1, 4h, 4w)
+        low-res logits from an earlier call. ``all_tokens`` returns all four mask tokens (single-mask
+        token first) instead of SAM's selection by ``multimask_output``.
+        """
+        model = self.model
+        dev = self.device
+        points = None
+        if point_coords is not None:
+            coords = apply_coords(point_coords, emb.original_size, emb.input_size)
+            labels = np.asarray(point_labels, dtype=np.int64)
+            points = (torch.from_numpy(coords)[None].to(dev), torch.from_numpy(labels)[None].to(dev))
+        boxes = None
+        if box is not None:
+            corners = apply_coords(np.asarray(box, dtype=np.float32).reshape(2, 2), emb.original_size, emb.input_size)
+            boxes = torch.from_numpy(corners.reshape(1, 4)).to(dev)
+        masks = mask_input[None].to(dev) if mask_input is not None else None
+        sparse, dense = model.prompt_encoder(points, boxes, masks)
+        decode_args = (emb.features, model.prompt_encoder.get_dense_pe(), sparse, dense)
+        if all_tokens:
+            logits, iou = model.mask_decoder.predict_all(*decode_args, attn_sim, target_embedding)
+        else:
+            logits, iou = model.mask_decoder(*decode_args, multimask_output, attn_sim, target_embedding)
+        return Decoded(logits[0], iou[0])
+
+    def upscale(self, emb: ImageEmbedding, logits: torch.Tensor) -> torch.Tensor:
+        """(K, 4h, 4w) low-res logits -> (K, H, W) logits at the original image size."""
+        with torch.inference_mode():
+            return grid_to_image(logits[None], self.model.img_size, emb.input_size, emb.original_size)[0]
