@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(seg)
     seg.set_defaults(func=cmd_segment)
+
+    dl = sub.add_parser(
+        "download",
+        help="fetch and verify model weights into the user cache",
+        description="Fetch model weights into the user cache ($PERSAM_HOME, else the XDG cache) and verify them.",
+    )
+    dl.add_argument("models", nargs="*", default=["vit_t"], metavar="MODEL", help="vit_t (default), vit_b, vit_l, vit_h")
+    dl.add_argument("--checkpoint", metavar="PATH", help="verify this local file instead (one model)")
+    dl.set_defaults(func=cmd_download)
     return parser
 
 
@@ -107,6 +116,21 @@ def _output_stems(rel_paths: list[Path]) -> list[Path]:
         seen.add(str(candidate).lower())
         stems.append(candidate)
     return stems
+
+
+def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .checkpoints import resolve_checkpoint
+    from .modeling import model_names
+
+    for name in args.models:
+        if name not in model_names():
+            parser.error(f"unknown model {name!r} (choose from {', '.join(model_names())})")
+    if args.checkpoint and len(args.models) != 1:
+        parser.error("--checkpoint verifies one model's file: name exactly one MODEL")
+    for name in args.models:
+        path = resolve_checkpoint(name, args.checkpoint)
+        print(f"{name}: {path} (sha256 verified)")
+    return EXIT_OK
 
 
 def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -269,7 +269,9 @@ def boundary_f_measure(
     """
     p, g = _as_pair(pred, gt)
     keep = ~_void_mask(void, p.shape)
-    bound_pix = bound_th if bound_th >= 1 else math.ceil(bound_th * math.sqrt(p.shape[0] ** 2 + p.shape[1] ** 2))
+    bound_pix = (
+        bound_th if bound_th >= 1 else math.ceil(bound_th * math.sqrt(p.shape[0] ** 2 + p.shape[1] ** 2))
+    )
 
     fg_boundary = seg2bmap(p & keep)
     gt_boundary = seg2bmap(g & keep)

@@ -1,0 +1,109 @@
+"""PerSAM's method on tiny random models: shapes, prompts, edge cases, non-square alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from persam import InputError, PerSAM, SamPredictor, Settings
+from persam.method import mask_box, mask_to_grid, prior_to_grid
+
+from .conftest import tiny_sam
+
+
+def _image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def _disc(h, w, cx, cy, r):
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+
+
+@pytest.mark.parametrize("size", [(120, 200), (200, 120), (64, 64)])
+def test_segment_returns_a_mask_at_the_target_size(tiny_any, size):
+    ref = _image(150, 150)
+    p = PerSAM.from_reference(ref, _disc(150, 150, 70, 80, 30), sam=tiny_any)
+    result = p.segment(_image(*size, seed=1))
+    assert result.mask.shape == size and result.mask.dtype == bool
+    assert 0.0 <= result.score <= 1.0
+    assert [lbl for *_, lbl in result.points] == [1, 0]
+    for x, y, _ in result.points:
+        assert 0 <= x < size[1] and 0 <= y < size[0]
+    assert set(result.timings) >= {"encoder", "decoder", "total"}
+    record = result.to_record()
+    assert record["area"] == int(result.mask.sum())
+
+
+def test_reference_encoded_once_and_reused(tiny_t, monkeypatch):
+    calls = []
+    original = SamPredictor.encode
+
+    def counting(self, image):
+        calls.append(image.shape)
+        return original(self, image)
+
+    monkeypatch.setattr(SamPredictor, "encode", counting)
+    p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 20), sam=tiny_t)
+    for seed in range(3):
+        p.segment(_image(90, 110, seed))
+    assert len(calls) == 4  # 1 reference + 3 targets
+
+
+def test_empty_reference_mask_is_a_clear_error(tiny_t):
+    with pytest.raises(InputError, match="empty"):
+        PerSAM.from_reference(_image(50, 50), np.zeros((50, 50), bool), sam=tiny_t)
+
+
+def test_zero_one_masks_are_read_by_value(tiny_t):
+    """The paper's code normalises masks like colours, so a 0/1 mask gave an empty target."""
+    img = _image(80, 80)
+    m01 = _disc(80, 80, 40, 40, 15).astype(np.uint8)
+    a = PerSAM.from_reference(img, m01, sam=tiny_t)
+    b = PerSAM.from_reference(img, m01 * 255, sam=tiny_t)
+    assert torch.equal(a.target_embedding, b.target_embedding)
+
+
+def test_tiny_object_still_gives_a_target(tiny_t):
+    img = _image(400, 400)
+    dot = np.zeros((400, 400), bool)
+    dot[200:203, 200:203] = True  # far smaller than one encoder cell
+    p = PerSAM.from_reference(img, dot, sam=tiny_t)
+    assert torch.isfinite(p.target_embedding).all()
+
+
+def test_settings_switch_the_guidance_off(tiny_t):
+    ref, mask, tgt = _image(100, 100), _disc(100, 100, 50, 50, 25), _image(100, 100, 5)
+    full = PerSAM.from_reference(ref, mask, sam=tiny_t).segment(tgt)
+    plain = PerSAM.from_reference(
+        ref, mask, sam=tiny_t, settings=Settings(guided_attention=False, semantic_prompt=False, refinements=0)
+    ).segment(tgt)
+    assert full.points == plain.points  # the location prior does not depend on the switches
+    assert plain.box is None
+
+
+def test_reference_from_a_box_prompt(tiny_t):
+    p = PerSAM.from_reference(_image(100, 120), box=(10, 10, 90, 80), sam=tiny_t)
+    assert p.reference_mask.shape == (100, 120)
+
+
+def test_mask_helpers():
+    m = np.zeros((10, 20), bool)
+    assert mask_box(m) is None
+    m[2:5, 3:9] = True
+    assert mask_box(m) == (3, 2, 8, 4)
+    cov = mask_to_grid(np.ones((100, 50), bool), 256, 16)
+    assert cov.shape == (16, 16)
+    assert cov[:, :7].min() > 0.99 and cov[:, 9:].max() < 0.01  # padding is not object
+
+
+def test_prior_is_placed_where_the_image_is_on_non_square_inputs():
+    """A hot spot at the right edge of a tall image must land mid-grid, not at the padded square's edge."""
+    h, w = 200, 100  # the image fills columns 0..7 of a 16-wide grid
+    z = torch.zeros(h, w)
+    z[:, 90:] = 5.0
+    grid = prior_to_grid(z, 16, 256, (256, 128))
+    col = grid.mean(0)
+    assert int(torch.argmax(col)) in (6, 7)
+    assert torch.allclose(grid[:, 8:], torch.zeros(16, 8))  # padding gets the minimum
