@@ -9,8 +9,6 @@ import torch
 from persam import InputError, PerSAM, SamPredictor, Settings
 from persam.method import mask_box, mask_to_grid, prior_to_grid
 
-from .conftest import tiny_sam
-
 
 def _image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -21,14 +19,16 @@ def _disc(h, w, cx, cy, r):
     return (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
 
 
+@pytest.mark.parametrize("method", ["persam", "persam-f"])
 @pytest.mark.parametrize("size", [(120, 200), (200, 120), (64, 64)])
-def test_segment_returns_a_mask_at_the_target_size(tiny_any, size):
+def test_segment_returns_a_mask_at_the_target_size(tiny_any, size, method):
     ref = _image(150, 150)
-    p = PerSAM.from_reference(ref, _disc(150, 150, 70, 80, 30), sam=tiny_any)
+    p = PerSAM.from_reference(ref, _disc(150, 150, 70, 80, 30), sam=tiny_any, method=method)
     result = p.segment(_image(*size, seed=1))
     assert result.mask.shape == size and result.mask.dtype == bool
     assert 0.0 <= result.score <= 1.0
-    assert [lbl for *_, lbl in result.points] == [1, 0]
+    # PerSAM clicks the most and least similar points; the paper's PerSAM-F only the most similar one.
+    assert [lbl for *_, lbl in result.points] == ([1, 0] if method == "persam" else [1])
     for x, y, _ in result.points:
         assert 0 <= x < size[1] and 0 <= y < size[0]
     assert set(result.timings) >= {"encoder", "decoder", "total"}
@@ -75,7 +75,7 @@ def test_tiny_object_still_gives_a_target(tiny_t):
 
 def test_settings_switch_the_guidance_off(tiny_t):
     ref, mask, tgt = _image(100, 100), _disc(100, 100, 50, 50, 25), _image(100, 100, 5)
-    full = PerSAM.from_reference(ref, mask, sam=tiny_t).segment(tgt)
+    full = PerSAM.from_reference(ref, mask, sam=tiny_t, method="persam").segment(tgt)
     plain = PerSAM.from_reference(
         ref, mask, sam=tiny_t, settings=Settings(guided_attention=False, semantic_prompt=False, refinements=0)
     ).segment(tgt)
@@ -107,3 +107,67 @@ def test_prior_is_placed_where_the_image_is_on_non_square_inputs():
     col = grid.mean(0)
     assert int(torch.argmax(col)) in (6, 7)
     assert torch.allclose(grid[:, 8:], torch.zeros(16, 8))  # padding gets the minimum
+
+
+def test_persam_f_fits_weights_that_sum_to_one(tiny_t):
+    p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, method="persam-f")
+    assert p.settings == Settings.for_method("persam-f")
+    assert p.fusion_weights.shape == (3,)
+    assert abs(float(p.fusion_weights.sum()) - 1) < 1e-6
+    assert not torch.allclose(p.fusion_weights, torch.full((3,), 1 / 3))  # the fit moved them
+    assert p.fit_seconds > 0
+
+
+def test_persam_needs_no_fit(tiny_t):
+    p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, method="persam")
+    assert p.fusion_weights is None and p.fit_seconds == 0
+
+
+def test_persam_f_without_refinement_uses_the_fused_mask(tiny_t):
+    settings = Settings.for_method("persam-f", refinements=0)
+    p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, settings=settings)
+    result = p.segment(_image(80, 120, 3))
+    first = p._first_decode(p.predictor.encode(_image(80, 120, 3)))
+    fused = torch.einsum("k,khw->hw", p.fusion_weights, first.logits)
+    expected = p.predictor.upscale(p.predictor.encode(_image(80, 120, 3)), fused[None])[0].numpy() > 0
+    assert np.array_equal(result.mask, expected)
+
+
+@pytest.mark.parametrize("method", ["persam", "persam-f"])
+def test_several_references_pool_every_view(tiny_t, method):
+    images = [_image(100, 100, s) for s in range(3)]
+    masks = [_disc(100, 100, 30 + 20 * i, 50, 20) for i in range(3)]
+    one = PerSAM.from_references(images[:1], masks[:1], sam=tiny_t, method=method)
+    three = PerSAM.from_references(images, masks, sam=tiny_t, method=method)
+    assert three.part_features.shape[0] > one.part_features.shape[0]
+    assert not torch.equal(one.target_embedding, three.target_embedding)
+    assert len(three.references) == 3 and len(three.reference_masks) == 3
+    assert three.segment(_image(90, 90, 7)).mask.shape == (90, 90)
+
+
+def test_several_references_need_one_mask_each(tiny_t):
+    with pytest.raises(ValueError, match="one mask per reference"):
+        PerSAM.from_references([_image(50, 50)] * 2, [_disc(50, 50, 25, 25, 10)], sam=tiny_t)
+
+
+def test_empty_mask_among_references_names_it(tiny_t, tmp_path):
+    from persam.io import save_mask
+
+    good, empty = tmp_path / "good.png", tmp_path / "empty.png"
+    save_mask(good, _disc(60, 60, 30, 30, 10))
+    save_mask(empty, np.zeros((60, 60), bool))
+    with pytest.raises(InputError, match=r"empty\.png.*empty"):
+        PerSAM.from_references([_image(60, 60)] * 2, [good, empty], sam=tiny_t)
+
+
+@pytest.mark.parametrize("bad", [dict(method="persam-x"), dict(target="median"), dict(refinements=3)])
+def test_settings_reject_unknown_values(bad):
+    with pytest.raises(ValueError):
+        Settings(**bad)
+
+
+def test_settings_round_trip_through_a_dict():
+    s = Settings.for_method("persam-f", refinements=1)
+    assert Settings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="unknown settings"):
+        Settings.from_dict({**s.to_dict(), "colour": 1})

@@ -8,10 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .errors import PersamError
+from .io import save_mask
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -42,19 +46,31 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     from .modeling import model_names
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="vit_t", choices=model_names(), help="SAM backbone (default: %(default)s, MobileSAM)")
+    g.add_argument("--model", choices=model_names(),
+                   help="SAM backbone: vit_t (default, MobileSAM), vit_b, vit_l or vit_h")
     g.add_argument("--checkpoint", metavar="PATH", help="weights file (default: user cache, downloaded and verified)")
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: all cores)")
 
 
-def _add_reference_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("reference (one image of the object, and its mask or a prompt to make one)")
-    g.add_argument("--ref", required=True, metavar="IMAGE", help="reference image showing the object")
-    g.add_argument("--ref-mask", metavar="MASK", help="mask of the object in the reference (any non-zero = object)")
-    g.add_argument("--ref-point", type=_pair, action="append", default=[], metavar="X,Y", help="a click on the object (repeatable)")
-    g.add_argument("--ref-neg-point", type=_pair, action="append", default=[], metavar="X,Y", help="a click on the background (repeatable)")
-    g.add_argument("--ref-box", type=_box, metavar="X0,Y0,X1,Y1", help="a box around the object")
+def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:
+    from .method import DEFAULT_METHOD, METHODS
+
+    g = p.add_argument_group(
+        "reference (images of the object, each with its mask; or one image and a prompt to make the mask)"
+    )
+    g.add_argument("--ref", action="append", default=[], required=required, metavar="IMAGE",
+                   help="reference image showing the object (repeat for several views)")
+    g.add_argument("--ref-mask", action="append", default=[], metavar="MASK",
+                   help="mask of the object in the matching --ref (any non-zero value = object)")
+    g.add_argument("--ref-point", type=_pair, action="append", default=[], metavar="X,Y",
+                   help="instead of --ref-mask: a click on the object (repeatable)")
+    g.add_argument("--ref-neg-point", type=_pair, action="append", default=[], metavar="X,Y",
+                   help="instead of --ref-mask: a click on the background (repeatable)")
+    g.add_argument("--ref-box", type=_box, metavar="X0,Y0,X1,Y1", help="instead of --ref-mask: a box around the object")
+    g.add_argument("--method", choices=METHODS,
+                   help=f"persam-f fits 2 weights in under a second (default), persam is training-free "
+                        f"(default: {DEFAULT_METHOD})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg = sub.add_parser(
         "segment",
         help="segment the reference object in target images",
-        description="Segment the object of the reference image in every TARGET image (files or folders).",
+        description="Segment the object of the reference image(s), or of a saved concept, in every TARGET "
+        "image (files or folders).",
     )
-    _add_reference_options(seg)
+    _add_reference_options(seg, required=False)
+    seg.add_argument("--concept", metavar="FILE", help="a concept saved by 'persam fit' (instead of --ref)")
     seg.add_argument("targets", nargs="+", metavar="TARGET", help="images or folders (searched recursively)")
     seg.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     seg.add_argument("--overwrite", action="store_true", help="redo images that already have results in OUT")
@@ -79,12 +97,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(seg)
     seg.set_defaults(func=cmd_segment)
 
+    fit = sub.add_parser(
+        "fit",
+        help="personalize once and save the concept to a .persam file",
+        description="Learn the object of the reference image(s) and save it as a small concept file that "
+        "'persam segment --concept' and PerSAM.load() reuse without the references.",
+    )
+    _add_reference_options(fit, required=True)
+    fit.add_argument("-o", "--output", required=True, metavar="FILE", help="concept file to write (.persam)")
+    fit.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no download progress")
+    _add_model_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
     dl = sub.add_parser(
         "download",
         help="fetch and verify model weights into the user cache",
         description="Fetch model weights into the user cache ($PERSAM_HOME, else the XDG cache) and verify them.",
     )
-    dl.add_argument("models", nargs="*", default=["vit_t"], metavar="MODEL", help="vit_t (default), vit_b, vit_l, vit_h")
+    dl.add_argument("models", nargs="*", default=["vit_t"], metavar="MODEL",
+                    help="vit_t (default), vit_b, vit_l, vit_h")
     dl.add_argument("--checkpoint", metavar="PATH", help="verify this local file instead (one model)")
     dl.set_defaults(func=cmd_download)
     return parser
@@ -133,24 +165,115 @@ def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
-def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import torch
-    from tqdm import tqdm
+@dataclass
+class _Reference:
+    """A reference read and checked before any model is loaded (bad input fails fast)."""
 
-    from .io import append_jsonl, find_images, load_image, overlay, read_jsonl, save_image, save_mask
-    from .loading import load_sam
-    from .method import PerSAM
+    path: str
+    image: np.ndarray
+    mask: np.ndarray | None
 
-    points = [(x, y, 1) for x, y in args.ref_point] + [(x, y, 0) for x, y in args.ref_neg_point]
-    if args.ref_mask and (points or args.ref_box):
+
+def _read_references(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[_Reference]:
+    from .errors import InputError
+    from .io import load_image, load_mask
+
+    prompt = bool(args.ref_point or args.ref_neg_point or args.ref_box)
+    if args.ref_mask and prompt:
         parser.error("give either --ref-mask or --ref-point/--ref-box, not both")
-    if not args.ref_mask and not args.ref_point and not args.ref_box:
-        parser.error("the reference needs --ref-mask, or --ref-point/--ref-box to make a mask")
+    if prompt:
+        if len(args.ref) != 1:
+            parser.error("--ref-point/--ref-box make the mask of one reference; for several, give --ref-mask each")
+        if not args.ref_point and not args.ref_box:
+            parser.error("--ref-neg-point needs a --ref-point or --ref-box on the object too")
+    elif len(args.ref_mask) != len(args.ref):
+        if not args.ref_mask:
+            parser.error("each --ref needs a --ref-mask (or, for one reference, --ref-point/--ref-box)")
+        parser.error(f"{len(args.ref)} --ref but {len(args.ref_mask)} --ref-mask: give one mask per reference")
+    refs = []
+    for i, path in enumerate(args.ref):
+        image = load_image(path)
+        mask = None
+        if not prompt:
+            mask_path = args.ref_mask[i]
+            mask = load_mask(mask_path, (image.shape[1], image.shape[0]))
+            if not mask.any():
+                raise InputError(f"{mask_path}: the mask is empty, there is no object to personalize")
+        refs.append(_Reference(path, image, mask))
+    return refs
+
+
+def _personalize(args: argparse.Namespace, refs: list[_Reference], sam):
+    from .method import DEFAULT_METHOD, PerSAM
+
+    method = args.method or DEFAULT_METHOD
+    if refs[0].mask is None:
+        points = [(x, y, 1) for x, y in args.ref_point] + [(x, y, 0) for x, y in args.ref_neg_point]
+        return PerSAM.from_reference(refs[0].image, points=points, box=args.ref_box, method=method, sam=sam)
+    return PerSAM.from_references([r.image for r in refs], [r.mask for r in refs], method=method, sam=sam,
+                                  names=[r.path for r in refs])
+
+
+def _set_threads(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
+        import torch
+
         torch.set_num_threads(args.threads)
 
+
+def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .loading import DEFAULT_MODEL, load_sam
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".persam":
+        parser.error(f"{out}: a concept file name ends in .persam")
+    if out.exists() and not args.overwrite:
+        raise PersamError(f"{out}: already exists (use --overwrite to replace it)")
+    _set_threads(args, parser)
+    refs = _read_references(args, parser)
+    sam = load_sam(args.model or DEFAULT_MODEL, args.checkpoint, device=args.device, progress=not args.quiet)
+    start = time.perf_counter()
+    persam = _personalize(args, refs, sam)
+    persam.save(out)
+    if refs[0].mask is None:
+        mask_path = out.with_name(out.stem + "_reference_mask.png")
+        save_mask(mask_path, persam.reference_mask)
+        print(f"persam: reference mask made from the prompt: {mask_path}", file=sys.stderr)
+    s = persam.settings
+    what = f"{s.method}, fit {persam.fit_seconds:.2f} s" if s.method == "persam-f" else s.method
+    print(f"persam: saved concept {out} ({len(refs)} reference(s), {sam.model_name}, {what}, "
+          f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from .io import append_jsonl, find_images, load_image, overlay, read_jsonl, save_image
+    from .loading import DEFAULT_MODEL, load_sam
+    from .method import PerSAM
+
+    if args.concept and (args.ref or args.ref_mask or args.ref_point or args.ref_neg_point or args.ref_box):
+        parser.error("give either --concept or --ref (with --ref-mask, --ref-point or --ref-box), not both")
+    if args.concept and args.method:
+        parser.error("--method is fixed by the concept (choose it in 'persam fit')")
+    if not args.concept and not args.ref:
+        parser.error("the object needs --ref IMAGE with --ref-mask (or --ref-point/--ref-box), or --concept FILE")
+    _set_threads(args, parser)
+
+    # Everything the user gave is checked before the model loads.
+    refs, meta = [], None
+    if args.concept:
+        from .concept import read_concept
+
+        meta, _ = read_concept(args.concept)
+        if args.model and args.model != meta["model"]:
+            raise PersamError(f"{args.concept}: this concept was made with --model {meta['model']}, "
+                              f"not {args.model}")
+    else:
+        refs = _read_references(args, parser)
     targets = find_images(args.targets)
     if not targets:
         raise PersamError(f"{' '.join(args.targets)}: no images found (looked for common image types)")
@@ -163,17 +286,21 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if not args.overwrite and results_path.exists():
         done = {r["mask"] for r in read_jsonl(results_path) if "mask" in r and (out / r["mask"]).exists()}
 
-    todo = [(src, stem) for (src, _), stem in zip(targets, stems) if f"{stem}.png" not in done]
+    todo = [(src, stem) for (src, _), stem in zip(targets, stems, strict=True) if f"{stem}.png" not in done]
     skipped_done = len(targets) - len(todo)
     if not todo:
         print(f"persam: all {len(targets)} images already done in {out}/ (use --overwrite to redo)", file=sys.stderr)
         return EXIT_OK
 
-    sam = load_sam(args.model, args.checkpoint, device=args.device, progress=not args.quiet)
-    persam = PerSAM.from_reference(args.ref, args.ref_mask, points=points, box=args.ref_box, sam=sam)
-    if not args.ref_mask:
-        save_mask(out / "reference_mask.png", persam.reference_mask)
-        print(f"persam: reference mask made from the prompt: {out / 'reference_mask.png'}", file=sys.stderr)
+    model = meta["model"] if meta else (args.model or DEFAULT_MODEL)
+    sam = load_sam(model, args.checkpoint, device=args.device, progress=not args.quiet)
+    if args.concept:
+        persam = PerSAM.load(args.concept, sam=sam)
+    else:
+        persam = _personalize(args, refs, sam)
+        if refs[0].mask is None:
+            save_mask(out / "reference_mask.png", persam.reference_mask)
+            print(f"persam: reference mask made from the prompt: {out / 'reference_mask.png'}", file=sys.stderr)
 
     failed = 0
     start = time.perf_counter()

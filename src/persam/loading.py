@@ -73,7 +73,7 @@ def load_sam(
     ``checkpoint`` is a local file; without it the official weights are found in the user cache or
     downloaded (and always verified by sha256), see :func:`persam.checkpoints.resolve_checkpoint`.
     """
-    from .checkpoints import resolve_checkpoint
+    from .checkpoints import CHECKPOINTS, resolve_checkpoint
 
     if model not in MODEL_CONFIGS:
         raise PersamError(f"unknown model {model!r}; choose one of {', '.join(MODEL_CONFIGS)}")
@@ -81,6 +81,7 @@ def load_sam(
     path = resolve_checkpoint(model, checkpoint, progress=progress)
     sam = build_sam_from_config(MODEL_CONFIGS[model])
     load_weights(sam, load_state_dict_file(path), str(path))
+    sam.weights_sha256 = CHECKPOINTS[model].sha256  # resolve_checkpoint verified the file against it
     if dev.type == "cpu":
         tune_cpu_allocator()
     return prepare_for_inference(sam).to(dev)

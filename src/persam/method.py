@@ -17,31 +17,80 @@ non-square images), and an empty mask at any step ends in an empty result instea
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .fusion import fit_fusion_weights
 from .predictor import ImageEmbedding, SamPredictor
 from .transforms import grid_to_image, pad_to_square, resize_image, resized_shape
+
+METHODS = ("persam", "persam-f")
+DEFAULT_METHOD = "persam-f"
+TARGET_POOLING = ("mean", "mean-max")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Method switches; the defaults are the paper's training-free PerSAM."""
+    """Method switches. ``Settings()`` is the paper's training-free PerSAM; see :meth:`for_method`."""
 
+    method: str = "persam"  # "persam" (training-free) or "persam-f" (fitted fusion of SAM's 3 masks)
+    target: str = "mean"  # pooling of the reference features: "mean", or "mean-max" (mean/2 + max/2, PerSAM-F)
     guided_attention: bool = True  # modulate token-to-image attention with the confidence map
     semantic_prompt: bool = True  # add the target embedding to the prompt tokens
     negative_point: bool = True  # the least similar location as a background click
     refinements: int = 2  # cascaded post-refinement steps (0, 1 or 2)
     # A feature cell belongs to the reference object when this fraction of it lies inside the mask.
     feature_mask_threshold: float = 0.5
+    fit_steps: int = 1000  # PerSAM-F: AdamW steps fitting the fusion weights
+    fit_lr: float = 1e-3  # PerSAM-F: initial learning rate (cosine-annealed)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.target not in TARGET_POOLING:
+            raise ValueError(f"unknown target pooling {self.target!r}; choose one of {', '.join(TARGET_POOLING)}")
+        if self.refinements not in (0, 1, 2):
+            raise ValueError(f"refinements must be 0, 1 or 2, not {self.refinements}")
+        if not 0.0 <= self.feature_mask_threshold < 1.0:
+            raise ValueError("feature_mask_threshold must be in [0, 1)")
+        if self.fit_steps < 0 or self.fit_lr <= 0:
+            raise ValueError("fit_steps must be >= 0 and fit_lr > 0")
+
+    @classmethod
+    def for_method(cls, method: str = DEFAULT_METHOD, **overrides) -> Settings:
+        """Defaults for a method, with ``overrides``: both are the paper's choices. PerSAM-F pools the target
+        as mean/2 + max/2 and prompts with the positive point only, without guided attention or semantic
+        prompt (measured better than with them: ``bench/perseg.py --method persam-f --guided`` shows it)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        base = {"method": method}
+        if method == "persam-f":
+            base.update(PERSAM_F_DEFAULTS)
+        base.update(overrides)
+        return cls(**base)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown settings {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+# The paper's PerSAM-F. Adding PerSAM's guided attention, semantic prompt and negative point to it was
+# measured and scores lower (perseg-mini, vit_t: mIoU 0.942 with them vs 0.949 without; see the README).
+PERSAM_F_DEFAULTS: dict = {"target": "mean-max", "guided_attention": False, "semantic_prompt": False,
+                           "negative_point": False}
 
 
 @dataclass
@@ -96,37 +145,68 @@ def cosine_map(target: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return torch.einsum("c,chw->hw", F.normalize(target, dim=0), feats)
 
 
-def target_from_reference(
-    emb: ImageEmbedding, mask: np.ndarray, img_size: int, threshold: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference features under the mask (N, C) and the cell weights used, from an encoded reference."""
+def reference_cells(emb: ImageEmbedding, mask: np.ndarray, img_size: int, threshold: float) -> torch.Tensor:
+    """Features (N, C) of the encoder-grid cells that lie inside the reference mask."""
     feats = emb.features[0]
     coverage = mask_to_grid(mask, img_size, feats.shape[-1]).to(feats.device)
     cells = coverage > threshold
     if not cells.any():  # object smaller than a cell: use the cells it covers most
         cells = coverage >= coverage.max() * 0.5
-    return feats[:, cells].T, cells
+    return feats[:, cells].T
+
+
+def pool_target(cells: torch.Tensor, pooling: str) -> torch.Tensor:
+    """The target embedding (C,) from reference cells (N, C): their mean, or mean/2 + max/2 (PerSAM-F)."""
+    if pooling == "mean-max":
+        return cells.mean(0) / 2 + cells.amax(0) / 2
+    return cells.mean(0)
+
+
+def part_features(cells: torch.Tensor) -> torch.Tensor:
+    """Unit-length reference cells, stored at half precision (the score needs no more; concepts stay small)."""
+    return F.normalize(cells.float(), dim=1).half().float()
+
+
+@dataclass
+class _FirstDecode:
+    """The first decoding of a target: its clicks, the coarse mask logits and their predicted IoU."""
+
+    points: list[tuple[float, float, int]]
+    logits: torch.Tensor  # (K, 4h, 4w): 1 for PerSAM, SAM's 3 multi-scale masks for PerSAM-F
+    iou: torch.Tensor  # (K,)
 
 
 class PerSAM:
-    """A personalized segmenter: one reference object, segmented in any number of new images.
+    """A personalized segmenter: one object, learnt from one or a few references, found in new images.
 
-    Build it with :meth:`from_reference`; call :meth:`segment` on each target image.
+    Build it with :meth:`from_reference` (or :meth:`from_references`, or :meth:`load` a saved concept) and
+    call :meth:`segment` on each target image.
     """
 
     def __init__(
         self,
         predictor: SamPredictor,
         target_embedding: torch.Tensor,
-        reference_features: torch.Tensor,
+        part_features: torch.Tensor,
         settings: Settings | None = None,
-        reference_mask: np.ndarray | None = None,
+        fusion_weights: torch.Tensor | None = None,
+        references: list[dict] | None = None,
     ) -> None:
         self.predictor = predictor
         self.target_embedding = target_embedding
-        self.reference_features = F.normalize(reference_features, dim=1)
+        self.part_features = part_features  # (N, C) unit-length reference cells, for the score
         self.settings = settings or Settings()
-        self.reference_mask = reference_mask
+        self.fusion_weights = fusion_weights  # (3,) for PerSAM-F
+        if self.settings.method == "persam-f" and fusion_weights is None:
+            raise ValueError("PerSAM-F needs fusion weights")
+        self.references = references or []  # what the object was learnt from: [{"name", "size"}]
+        self.reference_masks: list[np.ndarray] = []  # the references' masks (not saved in concepts)
+        self.fit_seconds = 0.0
+
+    @property
+    def reference_mask(self) -> np.ndarray | None:
+        """The first reference's mask (the one SAM made, when built from a prompt)."""
+        return self.reference_masks[0] if self.reference_masks else None
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -137,47 +217,174 @@ class PerSAM:
         *,
         points: list[tuple[float, float, int]] | None = None,
         box: tuple[float, float, float, float] | None = None,
+        method: str = DEFAULT_METHOD,
+        settings: Settings | None = None,
         model: str = "vit_t",
         checkpoint: str | None = None,
         device: str = "cpu",
         sam=None,
-        settings: Settings | None = None,
         progress: bool = True,
     ) -> PerSAM:
         """Personalize from one reference ``image`` and its object ``mask``.
 
         Images may be paths, PIL images or arrays (EXIF orientation applied); any non-zero mask value is the
         object. Without a mask, give ``points`` [(x, y, label), ...] and/or a ``box`` (x0, y0, x1, y1):
-        plain SAM then makes the reference mask (kept in :attr:`reference_mask`). ``sam`` reuses an already
-        loaded model; otherwise ``model``/``checkpoint`` are resolved (see :func:`persam.load_sam`).
+        plain SAM then makes the reference mask (kept in :attr:`reference_mask`). ``method`` is "persam-f"
+        (default: fits 2 weights in well under a second) or "persam" (training-free); ``settings`` overrides
+        it. ``sam`` reuses an already loaded model; otherwise ``model``/``checkpoint`` are resolved (see
+        :func:`persam.load_sam`).
         """
-        from .io import load_image, load_mask
-        from .loading import load_sam
-
-        if sam is None:
-            sam = load_sam(model, checkpoint, device=device, progress=progress)
+        sam = _model(sam, model, checkpoint, device, progress)
         predictor = SamPredictor(sam)
+        from .io import load_image
+
         rgb = load_image(image)
         emb = predictor.encode(rgb)
         if mask is not None:
-            ref_mask = load_mask(mask, (rgb.shape[1], rgb.shape[0]), name=_name(mask, "reference mask"))
+            ref_mask = _reference_mask(mask, rgb)
         elif points or box is not None:
             ref_mask = prompt_mask(predictor, emb, points or [], box)
+            if not ref_mask.any():
+                raise InputError("the reference prompt: SAM found no object there, try another point or box")
         else:
             raise ValueError("give a reference mask, or points/box to make one")
-        if not ref_mask.any():
-            what = _name(mask, "reference mask") if mask is not None else "the reference prompt"
-            raise InputError(f"{what}: the mask is empty, there is no object to personalize")
-        return cls.from_embedding(predictor, emb, ref_mask, settings)
+        name = _name(image, "reference image")
+        return cls.from_embeddings(predictor, [emb], [ref_mask], settings or Settings.for_method(method), [name])
+
+    @classmethod
+    def from_references(
+        cls,
+        images: Sequence,
+        masks: Sequence,
+        *,
+        method: str = DEFAULT_METHOD,
+        settings: Settings | None = None,
+        model: str = "vit_t",
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        sam=None,
+        progress: bool = True,
+        names: list[str] | None = None,
+    ) -> PerSAM:
+        """Personalize from several views of the object: ``images[i]`` with its ``masks[i]``.
+
+        The target embedding pools every reference's object features; PerSAM-F fits its weights on all
+        references at once. ``names`` label the references in saved concepts (default: their paths).
+        Other arguments as in :meth:`from_reference`.
+        """
+        from .io import load_image
+
+        if len(images) != len(masks) or not images:
+            raise ValueError("give one mask per reference image (and at least one)")
+        sam = _model(sam, model, checkpoint, device, progress)
+        predictor = SamPredictor(sam)
+        embs, ref_masks = [], []
+        for image, mask in zip(images, masks, strict=True):
+            rgb = load_image(image)
+            ref_masks.append(_reference_mask(mask, rgb))
+            embs.append(predictor.encode(rgb))
+        names = names or [_name(image, f"reference image {i + 1}") for i, image in enumerate(images)]
+        return cls.from_embeddings(predictor, embs, ref_masks, settings or Settings.for_method(method), names)
 
     @classmethod
     def from_embedding(
         cls, predictor: SamPredictor, emb: ImageEmbedding, mask: np.ndarray, settings: Settings | None = None
     ) -> PerSAM:
         """Personalize from an already encoded reference image and its bool mask."""
+        return cls.from_embeddings(predictor, [emb], [mask], settings)
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        predictor: SamPredictor,
+        embs: list[ImageEmbedding],
+        masks: list[np.ndarray],
+        settings: Settings | None = None,
+        names: list[str] | None = None,
+    ) -> PerSAM:
+        """Personalize from already encoded references and their bool masks (PerSAM-F fits here)."""
         settings = settings or Settings()
-        feats, _ = target_from_reference(emb, mask, predictor.model.img_size, settings.feature_mask_threshold)
-        return cls(predictor, feats.mean(0), feats, settings, mask)
+        img_size = predictor.model.img_size
+        cells = torch.cat([reference_cells(e, m, img_size, settings.feature_mask_threshold) for e, m in zip(
+            embs, masks, strict=True)])
+        target = pool_target(cells, settings.target)
+        names = names or [f"reference {i + 1}" for i in range(len(embs))]
+        references = [{"name": n, "size": [int(e.original_size[1]), int(e.original_size[0])]}
+                      for n, e in zip(names, embs, strict=True)]
+        persam = cls(predictor, target, part_features(cells), settings, torch.full((3,), 1 / 3), references)
+        persam.reference_masks = list(masks)
+        if settings.method == "persam-f":
+            start = time.perf_counter()
+            persam.fusion_weights = persam._fit(embs, masks)
+            persam.fit_seconds = time.perf_counter() - start
+        else:
+            persam.fusion_weights = None
+        return persam
+
+    def _fit(self, embs: list[ImageEmbedding], masks: list[np.ndarray]) -> torch.Tensor:
+        """PerSAM-F: fit the fusion weights on the references' own first-step masks (decoder run once each)."""
+        img_size = self.predictor.model.img_size
+        logits, targets = [], []
+        for emb, mask in zip(embs, masks, strict=True):
+            first = self._first_decode(emb)
+            h, w = (round(s * first.logits.shape[-1] / img_size) for s in emb.input_size)
+            grid_mask = mask_to_grid(mask, img_size, first.logits.shape[-1])
+            logits.append(first.logits[:, :h, :w])
+            targets.append(grid_mask[:h, :w])
+        return fit_fusion_weights(logits, targets, steps=self.settings.fit_steps, lr=self.settings.fit_lr)
+
+    # ------------------------------------------------------------------ concepts
+    def save(self, path: str | os.PathLike) -> None:
+        """Write this personalization as a concept file (see :mod:`persam.concept`), atomically."""
+        from .concept import write_concept
+
+        sam = self.predictor.model
+        meta = {
+            "model": sam.model_name,
+            "weights_sha256": sam.weights_sha256,
+            "settings": self.settings.to_dict(),
+            "references": self.references,
+        }
+        arrays = {
+            "target_embedding": self.target_embedding.float().cpu().numpy(),
+            "part_features": self.part_features.half().cpu().numpy(),
+        }
+        if self.fusion_weights is not None:
+            arrays["fusion_weights"] = self.fusion_weights.float().cpu().numpy()
+        write_concept(path, meta, arrays)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        sam=None,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        progress: bool = True,
+    ) -> PerSAM:
+        """A saved concept, ready to segment. Its model is loaded by name unless ``sam`` is given; a concept
+        made with another model or other weights is refused (:class:`InputError`)."""
+        from .concept import check_model, read_concept
+
+        meta, arrays = read_concept(path)
+        if sam is None:
+            sam = _model(None, meta["model"], checkpoint, device, progress)
+        check_model(path, meta, arrays, sam)
+        try:
+            settings = Settings.from_dict(meta["settings"])
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: not a usable persam concept (settings: {exc})") from exc
+        dev = sam.device
+        fusion = arrays.get("fusion_weights")
+        return cls(
+            SamPredictor(sam),
+            torch.from_numpy(arrays["target_embedding"]).to(dev),
+            torch.from_numpy(arrays["part_features"]).float().to(dev),
+            settings,
+            torch.from_numpy(fusion).to(dev) if fusion is not None else None,
+            meta.get("references", []),
+        )
 
     # -------------------------------------------------------------- segmenting
     def segment(self, image) -> Result:
@@ -199,9 +406,8 @@ class PerSAM:
         return result
 
     @torch.inference_mode()
-    def segment_embedding(self, emb: ImageEmbedding) -> Result:
-        """:meth:`segment` on an already encoded image."""
-        start = time.perf_counter()
+    def _first_decode(self, emb: ImageEmbedding) -> _FirstDecode:
+        """Location prior -> clicks, guided attention and semantic prompt -> first mask logits."""
         s = self.settings
         p = self.predictor
         img_size = p.model.img_size
@@ -215,20 +421,32 @@ class PerSAM:
         points = [(float(best % w), float(best // w), 1)]
         if s.negative_point:
             points.append((float(worst % w), float(worst // w), 0))
-        coords = np.array([pt[:2] for pt in points], dtype=np.float32)
-        labels = np.array([pt[2] for pt in points], dtype=np.int64)
 
         attn_sim = None
         if s.guided_attention:
             z = (sim_img - sim_img.mean()) / sim_img.std()
             attn_sim = prior_to_grid(z, grid, img_size, emb.input_size).sigmoid().reshape(1, 1, 1, -1)
         target = self.target_embedding.reshape(1, 1, -1) if s.semantic_prompt else None
+        coords, labels = _point_arrays(points)
+        multi = s.method == "persam-f"
+        out = p.predict(emb, coords, labels, multimask_output=multi, attn_sim=attn_sim, target_embedding=target)
+        return _FirstDecode(points, out.logits, out.iou)
 
-        out = p.predict(emb, coords, labels, multimask_output=False, attn_sim=attn_sim, target_embedding=target)
-        logits, iou = out.logits[0], out.iou[0]
+    @torch.inference_mode()
+    def segment_embedding(self, emb: ImageEmbedding) -> Result:
+        """:meth:`segment` on an already encoded image."""
+        start = time.perf_counter()
+        p = self.predictor
+        first = self._first_decode(emb)
+        coords, labels = _point_arrays(first.points)
+        if self.fusion_weights is not None:  # PerSAM-F: fuse the 3 masks; both refinements use a box
+            w = self.fusion_weights.to(first.logits)
+            logits, iou = torch.einsum("k,khw->hw", w, first.logits), (w * first.iou).sum()
+        else:
+            logits, iou = first.logits[0], first.iou[0]
         box = None
-        for step in range(s.refinements):
-            if step == 1:
+        for step in range(self.settings.refinements):
+            if step == 1 or self.fusion_weights is not None:
                 box = mask_box(p.upscale(emb, logits[None])[0].numpy() > 0)
                 if box is None:
                     break
@@ -239,9 +457,8 @@ class PerSAM:
         mask = p.upscale(emb, logits[None])[0].numpy() > 0
         similarity = self._part_similarity(emb.features, logits)
         score = float(np.clip(float(iou), 0, 1) * similarity) if mask.any() else 0.0
-        decoder = time.perf_counter() - start
-        timings = {"encoder": emb.seconds, "decoder": decoder}
-        return Result(mask, score, float(iou), similarity, points, box, timings)
+        timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
+        return Result(mask, score, float(iou), similarity, first.points, box, timings)
 
     def _part_similarity(self, features: torch.Tensor, logits: torch.Tensor) -> float:
         """Mean over reference cells of their best cosine match among the cells under a low-res mask."""
@@ -250,7 +467,7 @@ class PerSAM:
         if not inside.any():
             return 0.0
         found = F.normalize(features[0][:, inside], dim=0)  # (C, N_found)
-        best = (self.reference_features @ found).amax(dim=1)
+        best = (self.part_features.to(found) @ found).amax(dim=1)
         return float(best.mean().clamp(0.0, 1.0))
 
 
@@ -282,6 +499,29 @@ def prompt_mask(
     out = predictor.predict(emb, coords, labels, box=box_arr, multimask_output=not single)
     i = int(torch.argmax(out.iou))
     return predictor.upscale(emb, out.logits[i : i + 1])[0].numpy() > 0
+
+
+def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, np.ndarray]:
+    coords = np.array([pt[:2] for pt in points], dtype=np.float32)
+    labels = np.array([pt[2] for pt in points], dtype=np.int64)
+    return coords, labels
+
+
+def _model(sam, model: str, checkpoint, device, progress: bool):
+    from .loading import load_sam
+
+    return sam if sam is not None else load_sam(model, checkpoint, device=device, progress=progress)
+
+
+def _reference_mask(mask, rgb: np.ndarray) -> np.ndarray:
+    """A reference mask read by value at the image's size; an empty one is an error (nothing to learn)."""
+    from .io import load_mask
+
+    name = _name(mask, "reference mask")
+    ref_mask = load_mask(mask, (rgb.shape[1], rgb.shape[0]), name=name)
+    if not ref_mask.any():
+        raise InputError(f"{name}: the mask is empty, there is no object to personalize")
+    return ref_mask
 
 
 def _name(src, default: str) -> str:

@@ -50,27 +50,57 @@ def test_one_point_prompt_segments_an_object(mobilesam, perseg):
 
 @pytest.fixture(scope="module")
 def personalized(mobilesam, perseg):
+    """The default method (PerSAM-F) per object."""
     return {obj: PerSAM.from_reference(*_pair(perseg, obj, 0), sam=mobilesam) for obj in OBJECTS}
 
 
-@pytest.mark.integration
-def test_persam_on_perseg_mini(personalized, perseg):
+@pytest.fixture(scope="module")
+def training_free(mobilesam, perseg):
+    return {obj: PerSAM.from_reference(*_pair(perseg, obj, 0), sam=mobilesam, method="persam") for obj in OBJECTS}
+
+
+def _miou(models, perseg):
     ious = []
     for obj in OBJECTS:
         inter = union = 0
         for idx in (1, 2):
             img, gt = _pair(perseg, obj, idx)
-            mask = personalized[obj].segment(img).mask
+            mask = models[obj].segment(img).mask
             inter += (mask & gt).sum()
             union += (mask | gt).sum()
         ious.append(inter / union)
-        assert ious[-1] > 0.9, obj
-    assert np.mean(ious) > 0.935  # the paper's code with these weights: 0.945
+    return ious
+
+
+@pytest.mark.integration
+def test_persam_on_perseg_mini(training_free, perseg):
+    ious = _miou(training_free, perseg)
+    assert min(ious) > 0.9, ious
+    assert np.mean(ious) > 0.94  # the paper's code with these weights: 0.945 (bench/perseg.py: 0.9449)
+
+
+@pytest.mark.integration
+def test_persam_f_on_perseg_mini(personalized, perseg):
+    assert personalized["cat"].settings.method == "persam-f"
+    ious = _miou(personalized, perseg)
+    assert min(ious) > 0.92, ious
+    assert np.mean(ious) > 0.945  # the paper's code with these weights: 0.949 (bench/perseg.py: 0.9492)
+
+
+@pytest.mark.integration
+def test_concept_round_trip_with_the_real_model(personalized, mobilesam, perseg, tmp_path):
+    path = tmp_path / "duck.persam"
+    personalized["duck_toy"].save(path)
+    reloaded = PerSAM.load(path, sam=mobilesam)
+    img, gt = _pair(perseg, "duck_toy", 2)
+    a, b = personalized["duck_toy"].segment(img), reloaded.segment(img)
+    assert np.array_equal(a.mask, b.mask) and a.score == b.score
+    assert _iou(b.mask, gt) > 0.9
 
 
 @pytest.mark.integration
 def test_score_ranks_the_object_above_other_objects(personalized, perseg):
-    for obj, other in zip(OBJECTS, OBJECTS[1:] + OBJECTS[:1]):
+    for obj, other in zip(OBJECTS, OBJECTS[1:] + OBJECTS[:1], strict=False):
         same = personalized[obj].segment(_pair(perseg, obj, 1)[0]).score
         different = personalized[obj].segment(_pair(perseg, other, 1)[0]).score
         assert same > different, (obj, same, different)

@@ -82,7 +82,9 @@ def build_sam_from_config(config: SamConfig) -> Sam:
     prompt_encoder = PromptEncoder(dim, (grid, grid), (config.img_size, config.img_size))
     transformer = TwoWayTransformer(2, dim, config.decoder_heads, config.decoder_mlp_dim)
     decoder = MaskDecoder(dim, transformer, iou_head_hidden_dim=dim)
-    return Sam(encoder, prompt_encoder, decoder)
+    sam = Sam(encoder, prompt_encoder, decoder)
+    sam.model_name = config.name
+    return sam
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

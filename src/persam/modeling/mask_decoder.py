@@ -21,6 +21,7 @@ class MaskDecoder(nn.Module):
         iou_head_hidden_dim: int = 256,
     ) -> None:
         super().__init__()
+        self.transformer_dim = transformer_dim
         self.transformer = transformer
         self.num_mask_tokens = num_multimask_outputs + 1
         self.iou_token = nn.Embedding(1, transformer_dim)

@@ -16,6 +16,9 @@ class Sam(nn.Module):
     """Holds SAM's three parts; pre- and post-processing live in :mod:`persam.predictor`."""
 
     mask_threshold: float = 0.0
+    # Identity of the weights, recorded in saved concepts so they are only reused with the same model.
+    model_name: str = ""
+    weights_sha256: str | None = None  # None for models not loaded from a verified checkpoint
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder) -> None:
         super().__init__()

@@ -1,0 +1,102 @@
+"""Concept files (``.persam``): a personalization saved to reuse without the reference images.
+
+A concept is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays, read with ``allow_pickle=False``, so loading
+one never runs code) holding:
+
+- ``target_embedding`` (C,) float32 -- the pooled reference features that locate the object;
+- ``part_features`` (N, C) float16 -- unit-length reference cells, used for the result's score;
+- ``fusion_weights`` (3,) float32 -- PerSAM-F only: the fitted weights of SAM's three masks;
+- ``meta`` -- UTF-8 JSON as a uint8 array: ``format`` ("persam-concept"), ``format_version``, ``model``
+  (e.g. "vit_t"), ``weights_sha256`` of the checkpoint, ``settings`` (the method's), ``references`` (name and
+  size of each reference image), ``persam_version`` and ``created``.
+
+Arrays are stored exactly, so a reloaded concept segments bit-identically to the one that was saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+FORMAT = "persam-concept"
+FORMAT_VERSION = 1
+SUFFIX = ".persam"
+REQUIRED_ARRAYS = ("target_embedding", "part_features")
+
+
+def write_concept(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write a concept atomically: the file appears complete or not at all."""
+    from . import __version__
+    from .io import atomic_write
+
+    full = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "persam_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    payload = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+    payload["meta"] = np.frombuffer(json.dumps(full, indent=1).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def read_concept(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metadata and arrays of a concept file; a one-line :class:`InputError` for anything else."""
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise InputError(f"{name}: no such concept file" if not os.path.exists(name) else f"{name}: not a file")
+    try:
+        with np.load(name, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise InputError(f"{name}: not a persam concept file (unreadable: {str(exc)[:120]})") from exc
+    if not isinstance(arrays, dict) or "meta" not in arrays:
+        raise InputError(f"{name}: not a persam concept file (no metadata)")
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name}: not a persam concept file (damaged metadata)") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{name}: not a persam concept file")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        hint = "made by a newer persam: upgrade persam" if newer else "unknown format version"
+        raise InputError(f"{name}: concept format version {version!r} is not supported ({hint}; "
+                         f"this persam reads version {FORMAT_VERSION})")
+    missing = [k for k in REQUIRED_ARRAYS if k not in arrays]
+    if missing or not isinstance(meta.get("model"), str) or not isinstance(meta.get("settings"), dict):
+        raise InputError(f"{name}: damaged persam concept (missing {', '.join(missing) or 'model or settings'})")
+    method = meta["settings"].get("method")
+    if method == "persam-f" and "fusion_weights" not in arrays:
+        raise InputError(f"{name}: damaged persam concept (PerSAM-F without fusion weights)")
+    dim = arrays["target_embedding"].shape
+    if len(dim) != 1 or arrays["part_features"].ndim != 2 or arrays["part_features"].shape[1] != dim[0]:
+        raise InputError(f"{name}: damaged persam concept (array shapes do not match)")
+    return meta, arrays
+
+
+def check_model(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray], sam) -> None:
+    """Refuse to use a concept with a model other than the one it was made with."""
+    made_with = meta["model"]
+    if sam.model_name != made_with or sam.weights_sha256 != meta.get("weights_sha256"):
+        theirs = _describe(made_with, meta.get("weights_sha256"))
+        ours = _describe(sam.model_name, sam.weights_sha256)
+        raise InputError(
+            f"{os.fspath(path)}: this concept was made with {theirs} and cannot be used with {ours}; "
+            f"use --model {made_with} with its official weights, or fit the concept again"
+        )
+    if int(sam.mask_decoder.transformer_dim) != arrays["target_embedding"].shape[0]:
+        raise InputError(f"{os.fspath(path)}: concept embedding size does not match the {made_with} model")
+
+
+def _describe(model: str, sha: str | None) -> str:
+    return f"{model or 'an unnamed model'} (weights {sha[:12] if sha else 'not from a verified checkpoint'})"

@@ -1,0 +1,225 @@
+"""The command line on a tiny random model: outputs, reruns, bad input, interruption, concepts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from persam import cli
+from persam.method import PerSAM
+
+from .conftest import tiny_sam
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Replace checkpoint loading by a tiny random model; the list records every model load."""
+    calls = []
+
+    def fake_load_sam(model="vit_t", checkpoint=None, *, device="cpu", progress=True):
+        calls.append(model)
+        return tiny_sam(model)
+
+    monkeypatch.setattr("persam.loading.load_sam", fake_load_sam)
+    return calls
+
+
+def _write_image(path, h, w, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def scene(tmp_path):
+    ref = _write_image(tmp_path / "ref.jpg", 120, 160, 0)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[30:90, 40:120] = 1
+    Image.fromarray(mask).save(tmp_path / "ref_mask.png")
+    _write_image(tmp_path / "targets" / "a.jpg", 100, 150, 1)
+    _write_image(tmp_path / "targets" / "sub" / "b.png", 90, 60, 2)
+    return tmp_path, ref, tmp_path / "ref_mask.png"
+
+
+def _segment(tmp_path, ref, mask, *extra):
+    argv = ["segment", "--ref", str(ref), "--ref-mask", str(mask), str(tmp_path / "targets"),
+            "-o", str(tmp_path / "out"), "-q", *extra]
+    return cli.main(argv)
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_segment_writes_masks_overlays_and_results(scene, loads):
+    tmp_path, ref, mask = scene
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_OK
+    out = tmp_path / "out"
+    a = np.array(Image.open(out / "a.png"))
+    b = np.array(Image.open(out / "sub" / "b.png"))
+    assert a.shape == (100, 150) and b.shape == (90, 60)  # each target's own size, folders kept
+    assert set(np.unique(a)) <= {0, 255}
+    assert Image.open(out / "a_overlay.jpg").size == (150, 100)
+    records = _records(out)
+    assert sorted(r["mask"] for r in records) == ["a.png", "sub/b.png"]
+    for r in records:
+        assert 0 <= r["score"] <= 1 and r["points"] and {"encoder", "decoder", "total"} <= set(r["seconds"])
+    assert loads == ["vit_t"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_rerun_skips_finished_images_unless_overwrite(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    _segment(tmp_path, ref, mask)
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_OK
+    assert "already done" in capsys.readouterr().err
+    assert loads == ["vit_t"]  # the second run did not even load the model
+    assert _segment(tmp_path, ref, mask, "--overwrite") == cli.EXIT_OK
+    assert len(_records(tmp_path / "out")) == 4
+
+
+def test_bad_target_is_reported_and_skipped(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    (tmp_path / "targets" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_SOME_FAILED
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "a.png").exists() and not (tmp_path / "out" / "broken.png").exists()
+
+
+@pytest.mark.parametrize(
+    "make_problem, expected",
+    [
+        (lambda d: (d / "missing.jpg", d / "ref_mask.png"), "missing.jpg"),
+        (lambda d: (d / "ref.jpg", d / "no_mask.png"), "no_mask.png"),
+        (lambda d: (d / "ref.jpg", _empty_mask(d)), "empty"),
+        (lambda d: (d / "ref.jpg", _corrupt(d / "bad_mask.png")), "bad_mask.png"),
+    ],
+    ids=["missing-image", "missing-mask", "empty-mask", "corrupt-mask"],
+)
+def test_bad_reference_fails_fast_with_one_line(scene, loads, capsys, make_problem, expected):
+    tmp_path, _, _ = scene
+    ref, mask = make_problem(tmp_path)
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1 and err.startswith("persam: error:")
+    assert loads == []  # checked before the model is loaded
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def _empty_mask(d):
+    Image.fromarray(np.zeros((120, 160), np.uint8)).save(d / "empty.png")
+    return d / "empty.png"
+
+
+def _corrupt(path):
+    path.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return path
+
+
+def test_mismatched_reference_options_are_usage_errors(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    cases = [
+        ["--ref", str(ref), "--ref", str(ref), "--ref-mask", str(mask)],
+        ["--ref", str(ref), "--ref-mask", str(mask), "--ref-point", "3,4"],
+        ["--ref", str(ref)],
+        ["--ref", str(ref), "--ref-neg-point", "3,4"],
+    ]
+    for case in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["segment", *case, str(tmp_path / "targets"), "-o", str(tmp_path / "out")])
+        assert exit_info.value.code == 2
+    assert loads == []
+
+
+def test_several_references(scene, loads):
+    tmp_path, ref, mask = scene
+    argv = ["segment", "--ref", str(ref), "--ref-mask", str(mask), "--ref", str(ref), "--ref-mask", str(mask),
+            str(tmp_path / "targets"), "-o", str(tmp_path / "out"), "-q"]
+    assert cli.main(argv) == cli.EXIT_OK
+    assert len(_records(tmp_path / "out")) == 2
+
+
+def test_reference_from_a_box_saves_the_mask_it_made(scene, loads):
+    tmp_path, ref, _ = scene
+    argv = ["segment", "--ref", str(ref), "--ref-box", "40,30,120,90", str(tmp_path / "targets"),
+            "-o", str(tmp_path / "out"), "-q"]
+    assert cli.main(argv) == cli.EXIT_OK
+    assert Image.open(tmp_path / "out" / "reference_mask.png").size == (160, 120)
+
+
+def test_interrupted_run_keeps_finished_results_and_resumes(scene, loads, monkeypatch):
+    tmp_path, ref, mask = scene
+    original, calls = PerSAM.segment, []
+
+    def interrupt_second(self, image):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, image)
+
+    monkeypatch.setattr(PerSAM, "segment", interrupt_second)
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_INTERRUPTED
+    out = tmp_path / "out"
+    assert len(_records(out)) == 1 and (out / "a.png").exists()
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(PerSAM, "segment", original)
+    assert _segment(tmp_path, ref, mask) == cli.EXIT_OK
+    assert sorted(r["mask"] for r in _records(out)) == ["a.png", "sub/b.png"]
+
+
+@pytest.mark.parametrize("method", ["persam", "persam-f"])
+def test_fit_then_segment_with_the_concept_matches_direct_segmentation(scene, loads, method):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    fit = ["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "--method", method, "-q"]
+    assert cli.main(fit) == cli.EXIT_OK
+    assert cli.main(["segment", "--concept", str(concept), str(tmp_path / "targets"),
+                     "-o", str(tmp_path / "via_concept"), "-q"]) == cli.EXIT_OK
+    assert _segment(tmp_path, ref, mask, "--method", method) == cli.EXIT_OK
+    for name in ("a.png", "sub/b.png"):
+        direct = np.array(Image.open(tmp_path / "out" / name))
+        reloaded = np.array(Image.open(tmp_path / "via_concept" / name))
+        assert np.array_equal(direct, reloaded)
+
+
+def test_fit_does_not_overwrite_without_asking(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    concept.write_bytes(b"precious")
+    argv = ["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "-q"]
+    assert cli.main(argv) == cli.EXIT_ERROR
+    assert "--overwrite" in capsys.readouterr().err and concept.read_bytes() == b"precious"
+    assert cli.main([*argv, "--overwrite"]) == cli.EXIT_OK
+    assert concept.read_bytes() != b"precious"
+
+
+def test_concept_with_another_model_is_refused(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "-q"])
+    argv = ["segment", "--concept", str(concept), "--model", "vit_b", str(tmp_path / "targets"), "-o",
+            str(tmp_path / "out")]
+    assert cli.main(argv) == cli.EXIT_ERROR
+    assert "made with --model vit_t" in capsys.readouterr().err
+
+
+def test_damaged_concept_fails_before_loading_a_model(scene, loads, capsys):
+    tmp_path, _, _ = scene
+    bad = tmp_path / "bad.persam"
+    bad.write_bytes(b"nope")
+    argv = ["segment", "--concept", str(bad), str(tmp_path / "targets"), "-o", str(tmp_path / "out")]
+    assert cli.main(argv) == cli.EXIT_ERROR
+    assert "bad.persam: not a persam concept" in capsys.readouterr().err
+    assert loads == []
+
+
+def test_download_with_a_wrong_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    fake = tmp_path / "mobile_sam.pt"
+    fake.write_bytes(b"0" * 100)
+    assert cli.main(["download", "vit_t", "--checkpoint", str(fake)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mobile_sam.pt" in err

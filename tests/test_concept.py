@@ -1,0 +1,158 @@
+"""Concept files: exact round trip, refusal of other models and versions, safe and atomic I/O."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from persam import InputError, PerSAM
+from persam.concept import FORMAT_VERSION, read_concept, write_concept
+
+from .conftest import tiny_sam
+
+
+def _image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def _disc(h, w, cx, cy, r):
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+
+
+@pytest.fixture
+def concept(tiny_t):
+    return PerSAM.from_references(
+        [_image(120, 100, 1), _image(90, 90, 2)], [_disc(120, 100, 50, 60, 25), _disc(90, 90, 40, 40, 20)],
+        sam=tiny_t, method="persam-f",
+    )
+
+
+@pytest.mark.parametrize("method", ["persam", "persam-f"])
+def test_saved_and_reloaded_concept_segments_bit_identically(tiny_t, tmp_path, method):
+    p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, method=method)
+    p.save(tmp_path / "obj.persam")
+    q = PerSAM.load(tmp_path / "obj.persam", sam=tiny_t)
+    assert q.settings == p.settings
+    assert torch.equal(q.target_embedding, p.target_embedding)
+    assert torch.equal(q.part_features, p.part_features)
+    if method == "persam-f":
+        assert torch.equal(q.fusion_weights, p.fusion_weights)
+    for seed in range(3):
+        target = _image(80 + 10 * seed, 110, seed + 10)
+        a, b = p.segment(target), q.segment(target)
+        assert np.array_equal(a.mask, b.mask)
+        assert (a.score, a.points, a.box) == (b.score, b.points, b.box)
+
+
+def test_concept_records_what_it_was_made_with(concept, tmp_path):
+    concept.save(tmp_path / "c.persam")
+    meta, arrays = read_concept(tmp_path / "c.persam")
+    assert meta["format"] == "persam-concept" and meta["format_version"] == FORMAT_VERSION
+    assert meta["model"] == "vit_t" and meta["weights_sha256"] is None  # a random model, no checkpoint
+    assert meta["settings"]["method"] == "persam-f"
+    assert [r["size"] for r in meta["references"]] == [[100, 120], [90, 90]]
+    assert arrays["part_features"].dtype == np.float16
+    assert (tmp_path / "c.persam").stat().st_size < 200_000
+
+
+def test_concept_file_holds_no_pickles(concept, tmp_path):
+    concept.save(tmp_path / "c.persam")
+    with zipfile.ZipFile(tmp_path / "c.persam") as z:
+        for name in z.namelist():
+            header = z.read(name)[:128]
+            assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header
+
+
+def test_concept_of_another_model_is_refused(concept, tmp_path):
+    concept.save(tmp_path / "c.persam")
+    with pytest.raises(InputError, match=r"made with vit_t .* cannot be used with vit_b"):
+        PerSAM.load(tmp_path / "c.persam", sam=tiny_sam("vit_b"))
+
+
+def test_concept_of_other_weights_is_refused(concept, tmp_path):
+    concept.save(tmp_path / "c.persam")
+    other = tiny_sam("vit_t", seed=1)
+    other.weights_sha256 = "ab" * 32
+    with pytest.raises(InputError, match="cannot be used with vit_t"):
+        PerSAM.load(tmp_path / "c.persam", sam=other)
+
+
+def _rewrite_meta(path, **changes):
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    meta.update(changes)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    path.write_bytes(buf.getvalue())
+
+
+def test_unknown_format_version_is_refused(concept, tmp_path):
+    path = tmp_path / "c.persam"
+    concept.save(path)
+    _rewrite_meta(path, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(InputError, match="newer persam"):
+        read_concept(path)
+    _rewrite_meta(path, format_version="one")
+    with pytest.raises(InputError, match="not supported"):
+        read_concept(path)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"hello, not a zip", b"PK\x03\x04 truncated"], ids=["empty", "text", "truncated"]
+)
+def test_damaged_or_foreign_files_give_one_line_errors(tmp_path, content):
+    path = tmp_path / "bad.persam"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="bad.persam: not a persam concept") as err:
+        read_concept(path)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_concept_is_refused(concept, tmp_path):
+    path = tmp_path / "c.persam"
+    concept.save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="not a persam concept"):
+        read_concept(path)
+
+
+def test_npz_that_is_not_a_concept_is_refused(tmp_path):
+    path = tmp_path / "other.persam"
+    np.savez(path.open("wb"), x=np.zeros(3))
+    with pytest.raises(InputError, match="not a persam concept"):
+        read_concept(path)
+
+
+def test_pickled_arrays_are_never_loaded(tmp_path):
+    path = tmp_path / "evil.persam"
+    np.savez(path.open("wb"), meta=np.array([{"format": "persam-concept"}], dtype=object))
+    with pytest.raises(InputError, match="not a persam concept"):
+        read_concept(path)
+
+
+def test_missing_concept_file(tmp_path):
+    with pytest.raises(InputError, match="no such concept file"):
+        read_concept(tmp_path / "nope.persam")
+
+
+def test_interrupted_write_leaves_the_old_file_and_no_partial(concept, tmp_path, monkeypatch):
+    path = tmp_path / "c.persam"
+    concept.save(path)
+    before = path.read_bytes()
+
+    def half_then_interrupt(file, **arrays):
+        file.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_concept(path, {"model": "vit_t", "settings": {}}, {})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.persam"]
