@@ -26,7 +26,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+    Path("/work/shared/data"),
+)
 DEFAULT_DIRS = [SHARED / "perseg-mini", SHARED / "davis2016-train-subset"]
 
 

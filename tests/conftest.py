@@ -11,7 +11,20 @@ import torch
 
 from persam.modeling import TINY_CONFIGS, build_sam_from_config, prepare_for_inference
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The evaluation data: $PERSAM_TEST_DATA, else the nearest ``shared/data`` beside the repository or
+    above it, else /work/shared/data (where this project's machines keep it)."""
+    if env := os.environ.get("PERSAM_TEST_DATA"):
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    for parent in repo.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return Path("/work/shared/data")
+
+
+SHARED_DATA = _shared_data()
 PERSEG = SHARED_DATA / "perseg-mini"
 
 
@@ -63,6 +76,6 @@ def mobilesam():
 def perseg():
     if not PERSEG.is_dir():
         if os.environ.get("CI"):
-            raise FileNotFoundError(f"{PERSEG} is missing")
-        pytest.skip("../shared/data/perseg-mini not present")
+            raise FileNotFoundError(f"{PERSEG} is missing (set PERSAM_TEST_DATA to the shared data folder)")
+        pytest.skip(f"{PERSEG} not present (set PERSAM_TEST_DATA)")
     return PERSEG

@@ -69,7 +69,7 @@ def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:
                    help="instead of --ref-mask: a click on the background (repeatable)")
     g.add_argument("--ref-box", type=_box, metavar="X0,Y0,X1,Y1", help="instead of --ref-mask: a box around the object")
     g.add_argument("--method", choices=METHODS,
-                   help=f"persam-f fits 2 weights in under a second (default), persam is training-free "
+                   help=f"persam-f fits 2 weights in under a second, persam is training-free "
                         f"(default: {DEFAULT_METHOD})")
 
 
