@@ -223,3 +223,18 @@ def test_download_with_a_wrong_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["download", "vit_t", "--checkpoint", str(fake)]) == cli.EXIT_ERROR
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "mobile_sam.pt" in err
+
+
+def test_fit_from_a_box_saves_the_mask_it_made_beside_the_concept(scene, loads):
+    tmp_path, ref, _ = scene
+    concept = tmp_path / "boxed.persam"
+    assert cli.main(["fit", "--ref", str(ref), "--ref-box", "40,30,120,90", "-o", str(concept), "-q"]) == 0
+    assert PerSAM.load(concept, sam=tiny_sam("vit_t")).references[0]["size"] == [160, 120]
+    assert Image.open(tmp_path / "boxed_reference_mask.png").size == (160, 120)
+
+
+def test_fit_needs_a_persam_file_name(scene, loads):
+    tmp_path, ref, mask = scene
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(tmp_path / "thing.npz")])
+    assert loads == []

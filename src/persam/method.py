@@ -26,8 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .concept import check_model, read_concept, write_concept
 from .errors import InputError
 from .fusion import fit_fusion_weights
+from .io import load_image, load_mask
+from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
 from .transforms import grid_to_image, pad_to_square, resize_image, resized_shape
 
@@ -236,8 +239,6 @@ class PerSAM:
         """
         sam = _model(sam, model, checkpoint, device, progress)
         predictor = SamPredictor(sam)
-        from .io import load_image
-
         rgb = load_image(image)
         emb = predictor.encode(rgb)
         if mask is not None:
@@ -272,8 +273,6 @@ class PerSAM:
         references at once. ``names`` label the references in saved concepts (default: their paths).
         Other arguments as in :meth:`from_reference`.
         """
-        from .io import load_image
-
         if len(images) != len(masks) or not images:
             raise ValueError("give one mask per reference image (and at least one)")
         sam = _model(sam, model, checkpoint, device, progress)
@@ -336,8 +335,6 @@ class PerSAM:
     # ------------------------------------------------------------------ concepts
     def save(self, path: str | os.PathLike) -> None:
         """Write this personalization as a concept file (see :mod:`persam.concept`), atomically."""
-        from .concept import write_concept
-
         sam = self.predictor.model
         meta = {
             "model": sam.model_name,
@@ -365,8 +362,6 @@ class PerSAM:
     ) -> PerSAM:
         """A saved concept, ready to segment. Its model is loaded by name unless ``sam`` is given; a concept
         made with another model or other weights is refused (:class:`InputError`)."""
-        from .concept import check_model, read_concept
-
         meta, arrays = read_concept(path)
         if sam is None:
             sam = _model(None, meta["model"], checkpoint, device, progress)
@@ -397,8 +392,6 @@ class PerSAM:
         (on PerSeg objects with MobileSAM: about 0.83-0.91 for the same object, 0.70-0.85 for others, so
         compare scores for one reference rather than across references).
         """
-        from .io import load_image
-
         start = time.perf_counter()
         emb = self.predictor.encode(load_image(image))
         result = self.segment_embedding(emb)
@@ -508,15 +501,11 @@ def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, n
 
 
 def _model(sam, model: str, checkpoint, device, progress: bool):
-    from .loading import load_sam
-
     return sam if sam is not None else load_sam(model, checkpoint, device=device, progress=progress)
 
 
 def _reference_mask(mask, rgb: np.ndarray) -> np.ndarray:
     """A reference mask read by value at the image's size; an empty one is an error (nothing to learn)."""
-    from .io import load_mask
-
     name = _name(mask, "reference mask")
     ref_mask = load_mask(mask, (rgb.shape[1], rgb.shape[0]), name=name)
     if not ref_mask.any():
