@@ -6,8 +6,9 @@ Each DIR is either
 - a PerSeg layout (``Images/<object>/NN.jpg``, ``Annotations/<object>/NN.png``): per object the first N images
   are the references (N = --refs; the paper: N=1, image ``00``) and every other image is a target; or
 - a DAVIS layout (``[DAVIS/]JPEGImages/480p/<seq>/NNNNN.jpg`` with ``Annotations/480p``): the one-shot frame
-  protocol, frame 00000 the reference and every 10th later frame a target. With N references, the others are
-  spread over the sequence at frames ending in 5, so the targets stay the same for every N.
+  protocol, frame 00000 the reference and every 10th later frame a target (``--every K``: every K-th). With
+  N references, the others are spread evenly over the sequence at frames ending in 5; targets leave out every
+  reference frame of the run, so they are the same for every N.
 Default DIRs: ../shared/data/perseg-mini and ../shared/data/davis2016-train-subset.
 
 Every image is encoded once and every configuration (method x references) runs on the same encodings. Per
@@ -35,11 +36,14 @@ DEFAULT_DIRS = [SHARED / "perseg-mini", SHARED / "davis2016-train-subset"]
 
 @dataclass
 class Task:
-    """One object: reference candidates (in order of use) and fixed targets, as (image, mask) paths."""
+    """One object: its references for each number of references, and targets that are the same for all."""
 
     name: str
-    references: list[tuple[Path, Path]]
+    references: dict[int, list[tuple[Path, Path]]]  # N -> N (image, mask) paths
     targets: list[tuple[Path, Path]]
+
+    def all_references(self) -> list[tuple[Path, Path]]:
+        return sorted({pair for refs in self.references.values() for pair in refs})
 
 
 @dataclass
@@ -50,14 +54,16 @@ class Row:
     decoder: list[float] = field(default_factory=list)
 
 
-def perseg_tasks(root: Path, max_refs: int) -> list[Task]:
+def perseg_tasks(root: Path, counts: list[int], every: int) -> list[Task]:
+    """Per object, the first N images are the references, the images after the first max(N) the targets."""
     tasks = []
+    top = max(counts)
     for obj in sorted(p.name for p in (root / "Images").iterdir() if p.is_dir()):
         images = sorted((root / "Images" / obj).glob("*.jpg"))
         pairs = [(p, root / "Annotations" / obj / f"{p.stem}.png") for p in images]
-        if len(pairs) <= max_refs:
-            sys.exit(f"{root}: {obj} has {len(pairs)} images, too few for {max_refs} references and a target")
-        tasks.append(Task(obj, pairs[:max_refs], pairs[max_refs:]))
+        if len(pairs) <= top:
+            sys.exit(f"{root}: {obj} has {len(pairs)} images, too few for {top} references and a target")
+        tasks.append(Task(obj, {n: pairs[:n] for n in counts}, pairs[top:]))
     return tasks
 
 
@@ -69,26 +75,28 @@ def davis_reference_frames(n_frames: int, n_refs: int) -> list[int]:
     return frames
 
 
-def davis_tasks(root: Path, max_refs: int) -> list[Task]:
+def davis_tasks(root: Path, counts: list[int], every: int) -> list[Task]:
+    """Per sequence, frame 0 (and for N > 1 frames spread over it) the references; every ``every``-th later
+    frame a target, leaving out any frame that is a reference for one of the ``counts``."""
     base = root / "DAVIS" if (root / "DAVIS").is_dir() else root
     images, annotations = base / "JPEGImages" / "480p", base / "Annotations" / "480p"
     tasks = []
     for seq in sorted(p.name for p in images.iterdir() if p.is_dir()):
         frames = sorted((images / seq).glob("*.jpg"))
         pairs = [(p, annotations / seq / f"{p.stem}.png") for p in frames]
-        refs = [pairs[i] for i in davis_reference_frames(len(pairs), max_refs)]
-        targets = [pairs[i] for i in range(10, len(pairs), 10)]
-        tasks.append(Task(seq, refs, targets))
+        ref_frames = {n: davis_reference_frames(len(pairs), n) for n in counts}
+        used = {i for frames_n in ref_frames.values() for i in frames_n}
+        targets = [pairs[i] for i in range(every, len(pairs), every) if i not in used]
+        tasks.append(Task(seq, {n: [pairs[i] for i in idx] for n, idx in ref_frames.items()}, targets))
     return tasks
 
 
-def load_tasks(root: Path, max_refs: int) -> tuple[str, list[Task]]:
+def load_tasks(root: Path, counts: list[int], every: int = 10) -> tuple[str, list[Task]]:
     if (root / "Images").is_dir() and (root / "Annotations").is_dir():
-        return "PerSeg protocol (first image(s) the reference, the others targets)", perseg_tasks(root, max_refs)
+        return "PerSeg protocol (first image(s) the references, the others targets)", perseg_tasks(root, counts, every)
     if (root / "JPEGImages").is_dir() or (root / "DAVIS" / "JPEGImages").is_dir():
-        return "DAVIS one-shot frames (frame 00000 the reference, every 10th later frame a target)", davis_tasks(
-            root, max_refs
-        )
+        title = f"DAVIS one-shot frames (frame 00000 the reference, every {every}th later frame a target)"
+        return title, davis_tasks(root, counts, every)
     sys.exit(f"{root}: neither a PerSeg (Images/, Annotations/) nor a DAVIS (JPEGImages/480p) layout")
 
 
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", nargs="*", default=[str(d) for d in DEFAULT_DIRS], help="PerSeg or DAVIS folders")
     ap.add_argument("--method", nargs="+", default=["persam", "persam-f"], choices=["persam", "persam-f"])
     ap.add_argument("--refs", nargs="+", type=int, default=[1], help="numbers of references (default: 1)")
+    ap.add_argument("--every", type=int, default=10, help="DAVIS: every K-th frame is a target (default: 10)")
     ap.add_argument("--guided", action="store_true",
                     help="also run PerSAM-F with PerSAM's guided attention, semantic prompt and negative point")
     ap.add_argument("--paper-fit", type=int, default=0, metavar="STEPS",
@@ -166,15 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     encoder_s, total_s, paper_fit_s = [], [], []
     for data in args.data:
         root = Path(data)
-        title, tasks = load_tasks(root, max(args.refs))
+        title, tasks = load_tasks(root, args.refs, args.every)
         results: dict[str, dict[str, Row]] = {name: {} for name in configs}
         for task in tasks:
-            print(f"  {root.name}/{task.name}: encoding {len(task.references) + len(task.targets)} images",
+            print(f"  {root.name}/{task.name}: encoding {len(task.all_references()) + len(task.targets)} images",
                   file=sys.stderr)
-            refs = []
-            for image, mask in task.references:
+            refs = {}
+            for image, mask in task.all_references():
                 rgb = load_image(image)
-                refs.append((predictor.encode(rgb), load_mask(mask, rgb.shape[1::-1])))
+                refs[image] = (predictor.encode(rgb), load_mask(mask, rgb.shape[1::-1]))
             targets = []
             for image, mask in task.targets:
                 t0 = time.perf_counter()
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append((emb, load_mask(mask, rgb.shape[1::-1]), time.perf_counter() - t0))
                 encoder_s.append(emb.seconds)
             for name, (settings, n) in configs.items():
-                embs, masks = zip(*refs[:n], strict=True)
+                embs, masks = zip(*(refs[image] for image, _ in task.references[n]), strict=True)
                 persam = PerSAM.from_embeddings(predictor, list(embs), list(masks), settings)
                 acc, row = IoUAccumulator(), Row(0.0, 0.0, persam.fit_seconds)
                 for emb, gt, load_s in targets:
