@@ -95,7 +95,8 @@ def load_tasks(root: Path, counts: list[int], every: int = 10) -> tuple[str, lis
     if (root / "Images").is_dir() and (root / "Annotations").is_dir():
         return "PerSeg protocol (first image(s) the references, the others targets)", perseg_tasks(root, counts, every)
     if (root / "JPEGImages").is_dir() or (root / "DAVIS" / "JPEGImages").is_dir():
-        title = f"DAVIS one-shot frames (frame 00000 the reference, every {every}th later frame a target)"
+        which = "every later frame" if every == 1 else f"every {every}th later frame"
+        title = f"DAVIS one-shot frames (frame 00000 the reference, {which} a target)"
         return title, davis_tasks(root, counts, every)
     sys.exit(f"{root}: neither a PerSeg (Images/, Annotations/) nor a DAVIS (JPEGImages/480p) layout")
 

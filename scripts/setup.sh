@@ -13,7 +13,8 @@ fi
 PY=.venv/bin/python
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "[setup] installing $TORCH_SPEC (CPU build)"
-  "$PY" -m pip install -q "$TORCH_SPEC"
+  # shellcheck disable=SC2086  # PERSAM_TORCH may hold several pip arguments
+  "$PY" -m pip install -q $TORCH_SPEC
 fi
 echo "[setup] installing persam"
 "$PY" -m pip install -q -e ".[dev]"

@@ -1,14 +1,17 @@
-"""Training-free PerSAM: personalize SAM from one reference image and mask, then find that object.
+"""PerSAM and PerSAM-F: personalize SAM from one (or a few) reference images and masks, then find that object.
 
 Steps for every target image (Zhang et al., *Personalize Segment Anything Model with One Shot*):
 
-1. **Target embedding** -- the mean of the reference image's features under its (down-sampled) mask.
+1. **Target embedding** -- the reference image's features under its (down-sampled) mask, pooled: their mean
+   (PerSAM) or mean/2 + max/2 (PerSAM-F).
 2. **Location confidence map** -- cosine similarity of that embedding with every feature of the target,
-   upsampled to the image. Its maximum is a positive click, its minimum a negative click.
-3. **Target-guided attention and target-semantic prompting** -- the normalised confidence map modulates the
-   decoder's token-to-image attention, and the target embedding is added to the prompt tokens.
-4. **Cascaded post-refinement** -- decode again with the first mask's logits as a mask prompt, then with the
-   box of the best mask as well; keep the best-scoring mask.
+   upsampled to the image. Its maximum is a positive click, its minimum a negative click (PerSAM).
+3. **Target-guided attention and target-semantic prompting** (PerSAM) -- the normalised confidence map
+   modulates the decoder's token-to-image attention, and the target embedding is added to the prompt tokens.
+   **Scale fusion** (PerSAM-F) -- SAM's three multi-scale masks are summed with two weights fitted on the
+   reference (:mod:`persam.fusion`).
+4. **Cascaded post-refinement** -- decode again with the first mask's logits as a mask prompt (PerSAM-F: and
+   its box), then with the box of the best mask as well; keep the best-scoring mask.
 
 Fixed defects of the paper's code: masks are read by value (0/1 masks used to give an empty target), the
 prior is placed on the padded encoder grid as the image is (it was stretched over the padding on
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 
 from .concept import check_model, read_concept, write_concept
 from .errors import InputError
-from .fusion import fit_fusion_weights
+from .fusion import INITIAL_WEIGHT, fit_fusion_weights
 from .io import load_image, load_mask
 from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
@@ -310,14 +313,15 @@ class PerSAM:
         names = names or [f"reference {i + 1}" for i in range(len(embs))]
         references = [{"name": n, "size": [int(e.original_size[1]), int(e.original_size[0])]}
                       for n, e in zip(names, embs, strict=True)]
-        persam = cls(predictor, target, part_features(cells), settings, torch.full((3,), 1 / 3), references)
+        fitted = settings.method == "persam-f"
+        # PerSAM-F starts from the paper's equal thirds; the fit below replaces them.
+        start_weights = torch.full((3,), INITIAL_WEIGHT) if fitted else None
+        persam = cls(predictor, target, part_features(cells), settings, start_weights, references)
         persam.reference_masks = list(masks)
-        if settings.method == "persam-f":
+        if fitted:
             start = time.perf_counter()
             persam.fusion_weights = persam._fit(embs, masks)
             persam.fit_seconds = time.perf_counter() - start
-        else:
-            persam.fusion_weights = None
         return persam
 
     def _fit(self, embs: list[ImageEmbedding], masks: list[np.ndarray]) -> torch.Tensor:
