@@ -115,7 +115,7 @@ def time_paper_fit(persam, emb, mask, steps: int) -> float:
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     start = time.perf_counter()
     for _ in range(steps):
-        first = persam._first_decode(emb)
+        first = persam.first_decode(emb)
         high = p.upscale(emb, first.logits).clone()
         with torch.enable_grad():
             fused = torch.einsum("k,khw->hw", fused_weights(free), high)

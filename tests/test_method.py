@@ -127,7 +127,7 @@ def test_persam_f_without_refinement_uses_the_fused_mask(tiny_t):
     settings = Settings.for_method("persam-f", refinements=0)
     p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, settings=settings)
     result = p.segment(_image(80, 120, 3))
-    first = p._first_decode(p.predictor.encode(_image(80, 120, 3)))
+    first = p.first_decode(p.predictor.encode(_image(80, 120, 3)))
     fused = torch.einsum("k,khw->hw", p.fusion_weights, first.logits)
     expected = p.predictor.upscale(p.predictor.encode(_image(80, 120, 3)), fused[None])[0].numpy() > 0
     assert np.array_equal(result.mask, expected)

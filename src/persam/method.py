@@ -174,7 +174,7 @@ def part_features(cells: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class _FirstDecode:
+class FirstDecode:
     """The first decoding of a target: its clicks, the coarse mask logits and their predicted IoU."""
 
     points: list[tuple[float, float, int]]
@@ -329,7 +329,7 @@ class PerSAM:
         img_size = self.predictor.model.img_size
         logits, targets = [], []
         for emb, mask in zip(embs, masks, strict=True):
-            first = self._first_decode(emb)
+            first = self.first_decode(emb)
             h, w = (round(s * first.logits.shape[-1] / img_size) for s in emb.input_size)
             grid_mask = mask_to_grid(mask, img_size, first.logits.shape[-1])
             logits.append(first.logits[:, :h, :w])
@@ -403,7 +403,7 @@ class PerSAM:
         return result
 
     @torch.inference_mode()
-    def _first_decode(self, emb: ImageEmbedding) -> _FirstDecode:
+    def first_decode(self, emb: ImageEmbedding) -> FirstDecode:
         """Location prior -> clicks, guided attention and semantic prompt -> first mask logits."""
         s = self.settings
         p = self.predictor
@@ -427,14 +427,14 @@ class PerSAM:
         coords, labels = _point_arrays(points)
         multi = s.method == "persam-f"
         out = p.predict(emb, coords, labels, multimask_output=multi, attn_sim=attn_sim, target_embedding=target)
-        return _FirstDecode(points, out.logits, out.iou)
+        return FirstDecode(points, out.logits, out.iou)
 
     @torch.inference_mode()
     def segment_embedding(self, emb: ImageEmbedding) -> Result:
         """:meth:`segment` on an already encoded image."""
         start = time.perf_counter()
         p = self.predictor
-        first = self._first_decode(emb)
+        first = self.first_decode(emb)
         coords, labels = _point_arrays(first.points)
         if self.fusion_weights is not None:  # PerSAM-F: fuse the 3 masks; both refinements use a box
             w = self.fusion_weights.to(first.logits)
