@@ -4,14 +4,43 @@
 >>> p = persam.PerSAM.from_reference("dog.jpg", "dog_mask.png")   # MobileSAM by default
 >>> result = p.segment("park.jpg")
 >>> result.mask.shape, result.score
+
+The names below are imported on first use, so that ``persam --help`` and argument errors answer at once
+instead of after PyTorch has loaded.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import CheckpointError, InputError, PersamError
-from .loading import DEFAULT_MODEL, load_sam
-from .method import PerSAM, Result, Settings
-from .predictor import ImageEmbedding, SamPredictor
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "DEFAULT_MODEL": ".loading",
+    "load_sam": ".loading",
+    "PerSAM": ".method",
+    "Result": ".method",
+    "Settings": ".method",
+    "ImageEmbedding": ".predictor",
+    "SamPredictor": ".predictor",
+}
+
+if TYPE_CHECKING:
+    from .loading import DEFAULT_MODEL, load_sam
+    from .method import PerSAM, Result, Settings
+    from .predictor import ImageEmbedding, SamPredictor
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'persam' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .checkpoints import CHECKPOINTS
 from .errors import PersamError
 from .io import save_mask
+from .settings import DEFAULT_METHOD, METHODS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -43,10 +45,8 @@ def _box(text: str) -> tuple[float, float, float, float]:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    from .modeling import model_names
-
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=model_names(),
+    g.add_argument("--model", choices=list(CHECKPOINTS),
                    help="SAM backbone: vit_t (default, MobileSAM), vit_b, vit_l or vit_h")
     g.add_argument("--checkpoint", metavar="PATH", help="weights file (default: user cache, downloaded and verified)")
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
@@ -54,8 +54,6 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:
-    from .method import DEFAULT_METHOD, METHODS
-
     g = p.add_argument_group(
         "reference (images of the object, each with its mask; or one image and a prompt to make the mask)"
     )
@@ -152,11 +150,9 @@ def _output_stems(rel_paths: list[Path]) -> list[Path]:
 
 def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .checkpoints import resolve_checkpoint
-    from .modeling import model_names
-
     for name in args.models:
-        if name not in model_names():
-            parser.error(f"unknown model {name!r} (choose from {', '.join(model_names())})")
+        if name not in CHECKPOINTS:
+            parser.error(f"unknown model {name!r} (choose from {', '.join(CHECKPOINTS)})")
     if args.checkpoint and len(args.models) != 1:
         parser.error("--checkpoint verifies one model's file: name exactly one MODEL")
     for name in args.models:
@@ -204,7 +200,7 @@ def _read_references(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def _personalize(args: argparse.Namespace, refs: list[_Reference], sam):
-    from .method import DEFAULT_METHOD, PerSAM
+    from .method import PerSAM
 
     method = args.method or DEFAULT_METHOD
     if refs[0].mask is None:
@@ -224,8 +220,6 @@ def _set_threads(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 
 def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .loading import DEFAULT_MODEL, load_sam
-
     out = Path(args.output)
     if out.suffix.lower() != ".persam":
         parser.error(f"{out}: a concept file name ends in .persam")
@@ -233,6 +227,8 @@ def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise PersamError(f"{out}: already exists (use --overwrite to replace it)")
     _set_threads(args, parser)
     refs = _read_references(args, parser)
+    from .loading import DEFAULT_MODEL, load_sam  # PyTorch loads only now that the input has been checked
+
     sam = load_sam(args.model or DEFAULT_MODEL, args.checkpoint, device=args.device, progress=not args.quiet)
     start = time.perf_counter()
     persam = _personalize(args, refs, sam)
@@ -252,8 +248,6 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from tqdm import tqdm
 
     from .io import append_jsonl, find_images, load_image, overlay, read_jsonl, save_image
-    from .loading import DEFAULT_MODEL, load_sam
-    from .method import PerSAM
 
     if args.concept and (args.ref or args.ref_mask or args.ref_point or args.ref_neg_point or args.ref_box):
         parser.error("give either --concept or --ref (with --ref-mask, --ref-point or --ref-box), not both")
@@ -291,6 +285,9 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if not todo:
         print(f"persam: all {len(targets)} images already done in {out}/ (use --overwrite to redo)", file=sys.stderr)
         return EXIT_OK
+
+    from .loading import DEFAULT_MODEL, load_sam  # PyTorch loads only now that the input has been checked
+    from .method import PerSAM
 
     model = meta["model"] if meta else (args.model or DEFAULT_MODEL)
     sam = load_sam(model, args.checkpoint, device=args.device, progress=not args.quiet)
