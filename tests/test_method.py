@@ -158,16 +158,3 @@ def test_empty_mask_among_references_names_it(tiny_t, tmp_path):
     save_mask(empty, np.zeros((60, 60), bool))
     with pytest.raises(InputError, match=r"empty\.png.*empty"):
         PerSAM.from_references([_image(60, 60)] * 2, [good, empty], sam=tiny_t)
-
-
-@pytest.mark.parametrize("bad", [dict(method="persam-x"), dict(target="median"), dict(refinements=3)])
-def test_settings_reject_unknown_values(bad):
-    with pytest.raises(ValueError):
-        Settings(**bad)
-
-
-def test_settings_round_trip_through_a_dict():
-    s = Settings.for_method("persam-f", refinements=1)
-    assert Settings.from_dict(s.to_dict()) == s
-    with pytest.raises(ValueError, match="unknown settings"):
-        Settings.from_dict({**s.to_dict(), "colour": 1})

@@ -1,0 +1,30 @@
+"""Method settings: validation, presets, round trip through the dict stored in concepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from persam.settings import DEFAULT_METHOD, Settings
+
+
+@pytest.mark.parametrize("bad", [dict(method="persam-x"), dict(target="median"), dict(refinements=3)])
+def test_settings_reject_unknown_values(bad):
+    with pytest.raises(ValueError):
+        Settings(**bad)
+
+
+def test_settings_round_trip_through_a_dict():
+    s = Settings.for_method("persam-f", refinements=1)
+    assert Settings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="unknown settings"):
+        Settings.from_dict({**s.to_dict(), "colour": 1})
+
+
+def test_presets_are_the_papers():
+    assert Settings.for_method("persam") == Settings()
+    f = Settings.for_method("persam-f")
+    assert (f.target, f.guided_attention, f.semantic_prompt, f.negative_point) == ("mean-max", False, False, False)
+    assert Settings.for_method("persam-f", guided_attention=True).guided_attention
+    assert DEFAULT_METHOD == "persam-f"
+    with pytest.raises(ValueError):
+        Settings.for_method("sam")
