@@ -150,6 +150,7 @@ def _output_stems(rel_paths: list[Path]) -> list[Path]:
 
 def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .checkpoints import resolve_checkpoint
+
     for name in args.models:
         if name not in CHECKPOINTS:
             parser.error(f"unknown model {name!r} (choose from {', '.join(CHECKPOINTS)})")
@@ -171,8 +172,7 @@ class _Reference:
 
 
 def _read_references(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[_Reference]:
-    from .errors import InputError
-    from .io import load_image, load_mask
+    from .io import load_image, load_reference_mask
 
     prompt = bool(args.ref_point or args.ref_neg_point or args.ref_box)
     if args.ref_mask and prompt:
@@ -189,12 +189,7 @@ def _read_references(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     refs = []
     for i, path in enumerate(args.ref):
         image = load_image(path)
-        mask = None
-        if not prompt:
-            mask_path = args.ref_mask[i]
-            mask = load_mask(mask_path, (image.shape[1], image.shape[0]))
-            if not mask.any():
-                raise InputError(f"{mask_path}: the mask is empty, there is no object to personalize")
+        mask = None if prompt else load_reference_mask(args.ref_mask[i], image)
         refs.append(_Reference(path, image, mask))
     return refs
 

@@ -327,6 +327,15 @@ def load_mask(
 
 
 # ------------------------------------------------------------------------------------ finding files
+def load_reference_mask(src: ImageSource, image: np.ndarray, *, name: str | None = None) -> np.ndarray:
+    """:func:`load_mask` for a reference: at ``image``'s size, and an empty mask is an error (nothing to learn)."""
+    label = _source_name(src, name, "reference mask")
+    mask = load_mask(src, (image.shape[1], image.shape[0]), name=label)
+    if not mask.any():
+        raise InputError(f"{label}: the mask is empty, there is no object to personalize")
+    return mask
+
+
 def find_images(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Expand the user's targets into ``(absolute image path, relative output path)`` pairs.
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .concept import check_model, read_concept, write_concept
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
-from .io import load_image, load_mask
+from .io import load_image, load_reference_mask
 from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
 from .settings import DEFAULT_METHOD, Settings
@@ -185,7 +185,7 @@ class PerSAM:
         rgb = load_image(image)
         emb = predictor.encode(rgb)
         if mask is not None:
-            ref_mask = _reference_mask(mask, rgb)
+            ref_mask = load_reference_mask(mask, rgb)
         elif points or box is not None:
             ref_mask = prompt_mask(predictor, emb, points or [], box)
             if not ref_mask.any():
@@ -223,7 +223,7 @@ class PerSAM:
         embs, ref_masks = [], []
         for image, mask in zip(images, masks, strict=True):
             rgb = load_image(image)
-            ref_masks.append(_reference_mask(mask, rgb))
+            ref_masks.append(load_reference_mask(mask, rgb))
             embs.append(predictor.encode(rgb))
         names = names or [_name(image, f"reference image {i + 1}") for i, image in enumerate(images)]
         return cls.from_embeddings(predictor, embs, ref_masks, settings or Settings.for_method(method), names)
@@ -446,15 +446,6 @@ def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, n
 
 def _model(sam, model: str, checkpoint, device, progress: bool):
     return sam if sam is not None else load_sam(model, checkpoint, device=device, progress=progress)
-
-
-def _reference_mask(mask, rgb: np.ndarray) -> np.ndarray:
-    """A reference mask read by value at the image's size; an empty one is an error (nothing to learn)."""
-    name = _name(mask, "reference mask")
-    ref_mask = load_mask(mask, (rgb.shape[1], rgb.shape[0]), name=name)
-    if not ref_mask.any():
-        raise InputError(f"{name}: the mask is empty, there is no object to personalize")
-    return ref_mask
 
 
 def _name(src, default: str) -> str:
