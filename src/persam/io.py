@@ -65,7 +65,7 @@ def _short_reason(exc: BaseException, path: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _source_name(src: object, name: str | None, default: str) -> str:
+def source_name(src: object, name: str | None, default: str) -> str:
     """The name to use in messages: the caller's, else the path, else the PIL filename, else ``default``."""
     if name:
         return name
@@ -188,12 +188,12 @@ def load_image(src: ImageSource, *, name: str | None = None) -> np.ndarray:
     as is (no copy). ``name`` overrides the name used in error messages.
     """
     if isinstance(src, np.ndarray):
-        return _array_to_rgb(src, _source_name(src, name, "array"))
+        return _array_to_rgb(src, source_name(src, name, "array"))
     if isinstance(src, Image.Image):
-        label = _source_name(src, name, "image")
+        label = source_name(src, name, "image")
         return _pil_to_rgb(_pil_image(src, label), label)
     if isinstance(src, (str, os.PathLike)):
-        label = _source_name(src, name, "image")
+        label = source_name(src, name, "image")
         return _pil_to_rgb(_open_path(src, label), label)
     raise TypeError(f"load_image expects a path, PIL image or numpy array, not {type(src).__name__}")
 
@@ -295,13 +295,13 @@ def load_mask(
     that is an error (``not mask.any()``).
     """
     if isinstance(src, np.ndarray):
-        label = _source_name(src, name, "array")
+        label = source_name(src, name, "array")
         mask = _mask_from_array(src, label)
     elif isinstance(src, Image.Image):
-        label = _source_name(src, name, "mask")
+        label = source_name(src, name, "mask")
         mask = _mask_from_pil(_pil_image(src, label), label)
     elif isinstance(src, (str, os.PathLike)):
-        label = _source_name(src, name, "mask")
+        label = source_name(src, name, "mask")
         mask = _mask_from_pil(_open_path(src, label), label)
     else:
         raise TypeError(f"load_mask expects a path, PIL image or numpy array, not {type(src).__name__}")
@@ -329,7 +329,7 @@ def load_mask(
 # ------------------------------------------------------------------------------------ finding files
 def load_reference_mask(src: ImageSource, image: np.ndarray, *, name: str | None = None) -> np.ndarray:
     """:func:`load_mask` for a reference: at ``image``'s size, and an empty mask is an error (nothing to learn)."""
-    label = _source_name(src, name, "reference mask")
+    label = source_name(src, name, "reference mask")
     mask = load_mask(src, (image.shape[1], image.shape[0]), name=label)
     if not mask.any():
         raise InputError(f"{label}: the mask is empty, there is no object to personalize")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .concept import check_model, read_concept, write_concept
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
-from .io import load_image, load_reference_mask
+from .io import load_image, load_reference_mask, source_name
 from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
 from .settings import DEFAULT_METHOD, Settings
@@ -182,17 +182,16 @@ class PerSAM:
         """
         sam = _model(sam, model, checkpoint, device, progress)
         predictor = SamPredictor(sam)
+        if mask is None and not points and box is None:
+            raise ValueError("give a reference mask, or points/box to make one")
         rgb = load_image(image)
+        ref_mask = load_reference_mask(mask, rgb) if mask is not None else None  # checked before encoding
         emb = predictor.encode(rgb)
-        if mask is not None:
-            ref_mask = load_reference_mask(mask, rgb)
-        elif points or box is not None:
+        if ref_mask is None:
             ref_mask = prompt_mask(predictor, emb, points or [], box)
             if not ref_mask.any():
                 raise InputError("the reference prompt: SAM found no object there, try another point or box")
-        else:
-            raise ValueError("give a reference mask, or points/box to make one")
-        name = _name(image, "reference image")
+        name = source_name(image, None, "reference image")
         return cls.from_embeddings(predictor, [emb], [ref_mask], settings or Settings.for_method(method), [name])
 
     @classmethod
@@ -225,7 +224,7 @@ class PerSAM:
             rgb = load_image(image)
             ref_masks.append(load_reference_mask(mask, rgb))
             embs.append(predictor.encode(rgb))
-        names = names or [_name(image, f"reference image {i + 1}") for i, image in enumerate(images)]
+        names = names or [source_name(image, None, f"reference image {i + 1}") for i, image in enumerate(images)]
         return cls.from_embeddings(predictor, embs, ref_masks, settings or Settings.for_method(method), names)
 
     @classmethod
@@ -427,10 +426,7 @@ def prompt_mask(
     box: tuple[float, float, float, float] | None,
 ) -> np.ndarray:
     """Plain SAM mask from clicks and/or a box (best of the multi-mask outputs for ambiguous prompts)."""
-    coords = labels = None
-    if points:
-        coords = np.array([pt[:2] for pt in points], dtype=np.float32)
-        labels = np.array([pt[2] for pt in points], dtype=np.int64)
+    coords, labels = _point_arrays(points) if points else (None, None)
     box_arr = np.asarray(box, dtype=np.float32) if box is not None else None
     single = box is not None or len(points) > 1
     out = predictor.predict(emb, coords, labels, box=box_arr, multimask_output=not single)
@@ -446,7 +442,3 @@ def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, n
 
 def _model(sam, model: str, checkpoint, device, progress: bool):
     return sam if sam is not None else load_sam(model, checkpoint, device=device, progress=progress)
-
-
-def _name(src, default: str) -> str:
-    return str(src) if isinstance(src, (str,)) or hasattr(src, "__fspath__") else default
