@@ -238,3 +238,106 @@ def test_fit_needs_a_persam_file_name(scene, loads):
     with pytest.raises(SystemExit):
         cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(tmp_path / "thing.npz")])
     assert loads == []
+
+
+# ------------------------------------------------------------------------------------------------ video
+@pytest.fixture
+def clip(tmp_path):
+    """A 6-frame mp4 with a moving square, and the square's mask in frame 0."""
+    from persam.frames import VideoWriter
+
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 120, (64, 96, 3), dtype=np.uint8)
+    with VideoWriter(tmp_path / "clip.mp4", 12) as writer:
+        for i in range(6):
+            f = background.copy()
+            f[10:40, 5 + 5 * i: 35 + 5 * i] = (230, 200, 30)
+            writer.write(f)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:40, 5:35] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return tmp_path / "clip.mp4", tmp_path / "mask.png"
+
+
+def _video(tmp_path, video, *extra):
+    return cli.main(["video", str(video), "-o", str(tmp_path / "vout"), "-q", *extra])
+
+
+def test_video_writes_a_mask_per_frame_results_and_preview(tmp_path, clip, loads, capsys):
+    from persam.frames import FrameSource
+
+    video, mask = clip
+    assert _video(tmp_path, video, "--ref-mask", str(mask), "--overlay", str(tmp_path / "preview.mp4")) == 0
+    out = tmp_path / "vout"
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:05d}.png" for i in range(6)]
+    first = np.array(Image.open(out / "00000.png"))
+    assert first.dtype == np.uint8 and set(np.unique(first)) <= {0, 255}
+    assert np.array_equal(first > 0, np.array(Image.open(mask)) > 0)  # the reference frame is its mask
+    records = _records(out)
+    assert [r["frame"] for r in records] == [f"{i:05d}" for i in range(6)]
+    assert records[0]["reference"] is True and records[0]["present"] is True
+    for r in records[1:]:
+        assert isinstance(r["present"], bool) and 0 <= r["score"] <= 1 and r["seconds"]["total"] > 0
+    assert len(FrameSource(tmp_path / "preview.mp4")) == 6
+    assert "segmented 6 frames" in capsys.readouterr().err
+    assert loads == ["vit_t"]
+
+
+def test_video_reference_in_the_middle_and_palette_output(tmp_path, clip, loads):
+    video, _ = clip
+    labels = np.zeros((64, 96), np.uint8)
+    labels[10:40, 15:45] = 1  # the square in frame 2
+    labels[50:60, 70:90] = 2  # a patch of background as a second object
+    from persam.frames import label_image
+
+    label_image(labels).save(tmp_path / "ids.png")
+    assert _video(tmp_path, video, "--ref-mask", str(tmp_path / "ids.png"), "--ref", "2") == 0
+    out = tmp_path / "vout"
+    ref = Image.open(out / "00002.png")
+    assert ref.mode == "P" and np.array_equal(np.asarray(ref), labels)
+    records = _records(out)
+    assert [r["index"] for r in records] == list(range(6))
+    assert [o["id"] for o in records[0]["objects"]] == [1, 2]
+
+
+def test_video_refuses_to_replace_results_without_overwrite(tmp_path, clip, loads, capsys):
+    video, mask = clip
+    assert _video(tmp_path, video, "--ref-mask", str(mask)) == 0
+    assert _video(tmp_path, video, "--ref-mask", str(mask)) == cli.EXIT_ERROR
+    assert "already holds results (use --overwrite" in capsys.readouterr().err
+    assert _video(tmp_path, video, "--ref-mask", str(mask), "--overwrite") == 0
+    assert len(_records(tmp_path / "vout")) == 6
+
+
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        ("garbage", "not a readable video"),
+        ("empty_mask", "the mask is empty"),
+        ("bad_ref", "no frame '99'"),
+        ("wrong_size", "mask is 10x10 but the image is 96x64"),
+        ("bad_overlay", "cannot write videos as '.gif'"),
+    ],
+)
+def test_video_bad_input_is_one_line_and_loads_no_model_when_it_can(tmp_path, clip, loads, capsys, setup, expected):
+    video, mask = clip
+    extra = ["--ref-mask", str(mask)]
+    if setup == "garbage":
+        video = tmp_path / "garbage.mp4"
+        video.write_bytes(b"nope" * 50)
+    elif setup == "empty_mask":
+        Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "empty.png")
+        extra = ["--ref-mask", str(tmp_path / "empty.png")]
+    elif setup == "bad_ref":
+        extra += ["--ref", "99"]
+    elif setup == "wrong_size":
+        Image.fromarray(np.full((10, 10), 255, np.uint8)).save(tmp_path / "small.png")
+        extra = ["--ref-mask", str(tmp_path / "small.png")]
+    elif setup == "bad_overlay":
+        extra += ["--overlay", str(tmp_path / "x.gif")]
+    assert _video(tmp_path, video, *extra) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    if setup != "wrong_size":  # the size is known once the reference frame is decoded
+        assert loads == []
+    assert not (tmp_path / "vout" / "results.jsonl").exists()

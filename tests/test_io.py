@@ -530,3 +530,23 @@ def test_overlay_plain_and_shape_mismatch():
     assert np.array_equal(overlay(image, np.zeros((10, 12), bool)), image)
     with pytest.raises(ValueError):
         overlay(image, np.zeros((12, 10), bool))
+
+
+def test_load_object_masks_reads_palette_ids_and_binary_masks(tmp_path):
+    from persam.frames import label_image
+    from persam.io import load_object_masks
+
+    image = np.zeros((6, 8, 3), np.uint8)
+    labels = np.zeros((6, 8), np.uint8)
+    labels[1:3, 1:3], labels[4:6, 5:8], labels[0, 7] = 1, 4, 255
+    label_image(labels).save(tmp_path / "ids.png")
+    objects = load_object_masks(tmp_path / "ids.png", image)
+    assert [i for i, _ in objects] == [1, 4]
+    assert np.array_equal(objects[1][1], labels == 4)
+    Image.fromarray((labels > 0).astype(np.uint8) * 255).save(tmp_path / "binary.png")
+    (only,) = load_object_masks(tmp_path / "binary.png", image)
+    assert only[0] == 1 and only[1].sum() == (labels > 0).sum()
+    with pytest.raises(InputError, match="out of range"):
+        load_object_masks(np.where(labels == 4, 300, labels).astype(np.int32), image)
+    with pytest.raises(InputError, match="mask is 3x3 but the image is 8x6"):
+        load_object_masks(label_image(np.array([[1, 2, 0]] * 3, np.uint8)), image)

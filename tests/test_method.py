@@ -158,3 +158,20 @@ def test_empty_mask_among_references_names_it(tiny_t, tmp_path):
     save_mask(empty, np.zeros((60, 60), bool))
     with pytest.raises(InputError, match=r"empty\.png.*empty"):
         PerSAM.from_references([_image(60, 60)] * 2, [good, empty], sam=tiny_t)
+
+
+def test_hint_keeps_the_click_inside_its_region_and_returns_logits(tiny_t):
+    from persam.method import Hint
+
+    p = PerSAM.from_reference(_image(100, 120), _disc(100, 120, 60, 50, 25), sam=tiny_t, method="persam-f")
+    emb = p.predictor.encode(_image(90, 110, seed=3))
+    free = p.segment_embedding(emb)
+    region = (70, 5, 100, 30)
+    hinted = p.segment_embedding(emb, Hint(region=region, box=region))
+    x, y, label = hinted.points[0]
+    assert label == 1 and 70 <= x <= 100 and 5 <= y <= 30
+    side = 4 * emb.features.shape[-1]  # low-res logits: 4x the encoder grid
+    assert hinted.logits is not None and hinted.logits.shape == free.logits.shape == (side, side)
+    sim = p.location_map(emb)
+    assert sim.shape == (90, 110)
+    assert sim[int(y), int(x)] == sim[5:31, 70:101].max()

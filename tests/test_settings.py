@@ -28,3 +28,16 @@ def test_presets_are_the_papers():
     assert DEFAULT_METHOD == "persam-f"
     with pytest.raises(ValueError):
         Settings.for_method("sam")
+
+
+def test_video_settings_defaults_and_checks():
+    from persam.settings import DEFAULT_SCHEME, VIDEO_SCHEMES, VideoSettings
+
+    v = VideoSettings()
+    assert v.scheme == DEFAULT_SCHEME == "persam" and set(VIDEO_SCHEMES) == {"persam", "paper", "per-frame"}
+    assert v.box_prompt and not v.mask_prompt and 0 < v.presence < 1
+    with pytest.raises(ValueError, match="unknown video scheme"):
+        VideoSettings(scheme="sam2")
+    for bad in ({"presence": 1.5}, {"recheck": -0.1}, {"box_margin": -1}):
+        with pytest.raises(ValueError, match="box_margin must be"):
+            VideoSettings(**bad)

@@ -4,6 +4,8 @@
 >>> p = persam.PerSAM.from_reference("dog.jpg", "dog_mask.png")   # MobileSAM by default
 >>> result = p.segment("park.jpg")
 >>> result.mask.shape, result.score
+>>> for frame, found in persam.segment_video("clip.mp4", "first_frame_mask.png"):
+...     found.labels  # object ids per pixel, frame by frame
 
 The names below are imported on first use, so that ``persam --help`` and argument errors answer at once
 instead of after PyTorch has loaded.
@@ -26,12 +28,16 @@ _LAZY = {
     "Settings": ".method",
     "ImageEmbedding": ".predictor",
     "SamPredictor": ".predictor",
+    "segment_video": ".video",
+    "VideoSettings": ".video",
+    "VideoTracker": ".video",
 }
 
 if TYPE_CHECKING:
     from .loading import DEFAULT_MODEL, load_sam
     from .method import PerSAM, Result, Settings
     from .predictor import ImageEmbedding, SamPredictor
+    from .video import VideoSettings, VideoTracker, segment_video
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +58,9 @@ __all__ = [
     "Result",
     "SamPredictor",
     "Settings",
+    "VideoSettings",
+    "VideoTracker",
     "__version__",
     "load_sam",
+    "segment_video",
 ]

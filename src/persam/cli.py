@@ -17,7 +17,7 @@ from . import __version__
 from .checkpoints import CHECKPOINTS
 from .errors import PersamError
 from .io import save_mask
-from .settings import DEFAULT_METHOD, METHODS
+from .settings import DEFAULT_METHOD, METHODS, VIDEO_SCHEMES
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -107,6 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-q", "--quiet", action="store_true", help="no download progress")
     _add_model_options(fit)
     fit.set_defaults(func=cmd_fit)
+
+    vid = sub.add_parser(
+        "video",
+        help="segment the object(s) of one frame through a whole video",
+        description="Segment the object(s) masked in one frame of INPUT (a video file or a folder of frames) in "
+        "every frame. Writes OUT/<frame>.png per frame (0/255 for one object, a DAVIS palette PNG of object ids "
+        "for several) and OUT/results.jsonl (score, present, seconds per frame).",
+    )
+    vid.add_argument("input", metavar="INPUT", help="video file (mp4, mov, avi, webm, mkv) or folder of frames")
+    vid.add_argument("--ref-mask", action="append", required=True, metavar="MASK",
+                     help="mask of the object in the reference frame; repeat for several objects, or give one "
+                          "palette mask of object ids (DAVIS annotation)")
+    vid.add_argument("--ref", metavar="FRAME", default="0",
+                     help="the reference frame: index from 0, or file name in a folder (default: the first)")
+    vid.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder for the masks")
+    vid.add_argument("--overlay", metavar="FILE", help="also write a preview video (.mp4, .mov, .mkv, .avi, .webm)")
+    vid.add_argument("--fps", type=float, help="frame rate of the preview for a folder of frames (default 24)")
+    vid.add_argument("--method", choices=METHODS, help=f"persam-f or persam (default: {DEFAULT_METHOD})")
+    vid.add_argument("--scheme", choices=VIDEO_SCHEMES,
+                     help="how frames are linked: persam (default: follows the object, re-detects it when lost), "
+                          "paper (the paper's script) or per-frame (no link)")
+    vid.add_argument("--presence", type=float, metavar="F",
+                     help="call the object absent when its score is below F x the reference frame's own "
+                          "(0..1; default 0.6; higher: absent sooner)")
+    vid.add_argument("--overwrite", action="store_true", help="replace the results already in OUT")
+    vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_options(vid)
+    vid.set_defaults(func=cmd_video)
 
     dl = sub.add_parser(
         "download",
@@ -330,6 +358,112 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         msg += f"; {failed} failed (see above)"
     print(msg, file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _video_record(frame, result, reference: bool, seconds: float) -> dict:
+    record = {"frame": frame.name, "index": frame.index, "mask": f"{frame.name}.png"}
+    if reference:
+        record["reference"] = True
+    objects = [o.to_record() for o in result.objects]  # the reference frame's are the given masks: no score
+    if len(objects) == 1:
+        record["present"] = objects[0]["present"]
+        if not reference:
+            record["score"] = objects[0]["score"]
+    else:
+        record["present"] = any(o["present"] for o in objects)
+        record["objects"] = [{"id": o["id"], "present": o["present"], "area": o["area"]}
+                             | ({} if reference else {"score": o["score"]}) for o in objects]
+    record["seconds"] = {k: round(v, 4) for k, v in result.seconds.items()} | {"total": round(seconds, 4)}
+    return record
+
+
+def cmd_video(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from .frames import FrameSource, VideoWriter, label_image
+    from .io import append_jsonl, atomic_write, load_mask
+
+    _set_threads(args, parser)
+    if args.presence is not None and not 0 <= args.presence <= 1:
+        parser.error("--presence must be between 0 and 1")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise PersamError(f"{out}: exists and is not a folder")
+    results_path = out / "results.jsonl"
+    if results_path.exists() and not args.overwrite:
+        raise PersamError(f"{out}: already holds results (use --overwrite to replace them)")
+    for path in args.ref_mask:  # readable and not empty; the size is checked against the frame later
+        if not load_mask(path).any():
+            raise PersamError(f"{path}: the mask is empty, there is no object to follow")
+    source = FrameSource(args.input)  # checks the video opens and has frames
+    ref_index = source.index_of(args.ref)
+    writer = VideoWriter(args.overlay, args.fps or source.fps or 24.0) if args.overlay else None
+
+    from .loading import DEFAULT_MODEL, load_sam  # PyTorch loads only now that the input has been checked
+    from .video import VideoSettings, segment_video
+
+    sam = load_sam(args.model or DEFAULT_MODEL, args.checkpoint, device=args.device, progress=not args.quiet)
+    options = {"scheme": args.scheme, "presence": args.presence}
+    settings = VideoSettings(**{k: v for k, v in options.items() if v is not None})
+    if results_path.exists():
+        results_path.unlink()
+    bar = tqdm(total=len(source), desc="segmenting", unit="frame", disable=args.quiet, file=sys.stderr)
+    start = last = time.perf_counter()
+    palette_out = None
+    present = 0
+    try:
+        frames = segment_video(source, args.ref_mask, reference_frame=ref_index, method=args.method or DEFAULT_METHOD,
+                               settings=settings, sam=sam, on_frame=lambda: bar.update(1))
+        for frame, result in frames:
+            if palette_out is None:
+                palette_out = len(result.objects) > 1
+            if palette_out:
+                img = label_image(result.labels)
+                atomic_write(out / f"{frame.name}.png", lambda f, img=img: img.save(f, format="PNG"))
+            else:
+                save_mask(out / f"{frame.name}.png", result.labels > 0)
+            if writer is not None:
+                writer.write(_overlay_labels(frame.image, result.labels))
+            now = time.perf_counter()
+            present += any(o.present for o in result.objects)
+            append_jsonl(results_path, _video_record(frame, result, frame.index == ref_index, now - last))
+            last = now
+        if writer is not None:
+            writer.close()
+    except KeyboardInterrupt:
+        bar.close()
+        if writer is not None:
+            writer.abort()
+        print(f"persam: interrupted; the masks written so far are in {out}/ (the preview video was dropped)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        bar.close()
+        if writer is not None:
+            writer.abort()
+        raise
+    bar.close()
+    n = len(source)
+    elapsed = time.perf_counter() - start
+    msg = (f"persam: segmented {n} frames into {out}/ in {elapsed:.1f} s ({n / elapsed:.2f} frames/s); "
+           f"object present in {present}")
+    if writer is not None:
+        msg += f"; preview {args.overlay}"
+    print(msg, file=sys.stderr)
+    return EXIT_OK
+
+
+def _overlay_labels(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each object tinted with its DAVIS colour."""
+    from .frames import davis_palette
+    from .io import overlay
+
+    palette = davis_palette()
+    out = image
+    for i in np.unique(labels):
+        if i:
+            out = overlay(out, labels == i, color=tuple(palette[3 * i: 3 * i + 3]))
+    return out
 
 
 if __name__ == "__main__":

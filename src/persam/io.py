@@ -336,6 +336,36 @@ def load_reference_mask(src: ImageSource, image: np.ndarray, *, name: str | None
     return mask
 
 
+VOID_ID = 255  # DAVIS: "void" pixels (object borders, ignored by the evaluation), not an object
+
+
+def load_object_masks(src: ImageSource, image: np.ndarray, *, name: str | None = None) -> list[tuple[int, np.ndarray]]:
+    """Reference objects of one frame as ``[(id, mask), ...]``, sorted by id, each mask non-empty.
+
+    A palette PNG (or an integer array) holding two or more object ids -- a DAVIS annotation -- gives one
+    object per id (255 is DAVIS's "void" and is ignored). Any other mask is one object with id 1, read by
+    the rules of :func:`load_mask`. The mask must fit ``image`` as in :func:`load_reference_mask`.
+    """
+    label = source_name(src, name, "reference mask")
+    ids_map = None
+    if isinstance(src, (str, os.PathLike, Image.Image)):
+        im = _open_path(src, label) if not isinstance(src, Image.Image) else _pil_image(src, label)
+        if im.mode == "P":
+            ids_map = np.asarray(im)
+    elif isinstance(src, np.ndarray) and src.ndim == 2 and src.dtype.kind in "iu":
+        ids_map = src
+    if ids_map is not None:
+        ids = [int(v) for v in np.unique(ids_map) if v != 0 and v != VOID_ID]
+        if len(ids) >= 2:
+            if max(ids) > 254:
+                raise _fail(label, f"object id {max(ids)} is out of range (ids are 1..254; 255 is void)")
+            h, w = image.shape[:2]
+            if ids_map.shape != (h, w):
+                raise _fail(label, f"mask is {ids_map.shape[1]}x{ids_map.shape[0]} but the image is {w}x{h}")
+            return [(i, ids_map == i) for i in ids]
+    return [(1, load_reference_mask(src, image, name=label))]
+
+
 def find_images(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Expand the user's targets into ``(absolute image path, relative output path)`` pairs.
 

@@ -50,6 +50,7 @@ class Result:
     points: list[tuple[float, float, int]]  # (x, y, label) clicks used; label 1 = object, 0 = background
     box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 (inclusive) box prompt of the last refinement
     timings: dict[str, float] = field(default_factory=dict)  # seconds: encoder, decoder, total
+    logits: torch.Tensor | None = field(default=None, repr=False)  # (4h, 4w) low-res logits of the mask
 
     @property
     def found(self) -> bool:
@@ -111,6 +112,19 @@ def pool_target(cells: torch.Tensor, pooling: str) -> torch.Tensor:
 def part_features(cells: torch.Tensor) -> torch.Tensor:
     """Unit-length reference cells, stored at half precision (the score needs no more; concepts stay small)."""
     return F.normalize(cells.float(), dim=1).half().float()
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Where the object was a moment ago (the previous video frame): steers the first decoding.
+
+    ``region`` (x0, y0, x1, y1, inclusive pixels) limits where the positive click is searched, ``box`` is
+    a box prompt and ``logits`` (4h, 4w) a mask prompt (the previous frame's low-res logits).
+    """
+
+    region: tuple[int, int, int, int] | None = None
+    box: tuple[int, int, int, int] | None = None
+    logits: torch.Tensor | None = None
 
 
 @dataclass
@@ -342,38 +356,59 @@ class PerSAM:
         return result
 
     @torch.inference_mode()
-    def first_decode(self, emb: ImageEmbedding) -> FirstDecode:
-        """Location prior -> clicks, guided attention and semantic prompt -> first mask logits."""
+    def location_map(self, emb: ImageEmbedding) -> torch.Tensor:
+        """The location confidence map: cosine similarity with the target embedding, (H, W) at image size."""
+        img_size = self.predictor.model.img_size
+        sim = cosine_map(self.target_embedding, emb.features)  # (h, w) on the padded grid
+        sim_up = F.interpolate(sim[None, None], scale_factor=4, mode="bilinear", align_corners=False)
+        return grid_to_image(sim_up, img_size, emb.input_size, emb.original_size)[0, 0]
+
+    @torch.inference_mode()
+    def first_decode(self, emb: ImageEmbedding, hint: Hint | None = None) -> FirstDecode:
+        """Location prior -> clicks, guided attention and semantic prompt -> first mask logits.
+
+        With a ``hint`` (video), the positive click is the most similar point inside ``hint.region`` and
+        the hint's box and mask prompts are added.
+        """
         s = self.settings
         p = self.predictor
         img_size = p.model.img_size
-        sim = cosine_map(self.target_embedding, emb.features)  # (h, w) on the padded grid
-        grid = sim.shape[-1]
-        sim_up = F.interpolate(sim[None, None], scale_factor=4, mode="bilinear", align_corners=False)
-        sim_img = grid_to_image(sim_up, img_size, emb.input_size, emb.original_size)[0, 0]
-
+        sim_img = self.location_map(emb)
         w = sim_img.shape[1]
-        best, worst = int(torch.argmax(sim_img)), int(torch.argmin(sim_img))
-        points = [(float(best % w), float(best // w), 1)]
+        x0, y0 = 0, 0
+        search = sim_img
+        if hint is not None and hint.region is not None:
+            x0, y0, x1, y1 = hint.region
+            search = sim_img[y0 : y1 + 1, x0 : x1 + 1]
+        best = int(torch.argmax(search))
+        sw = search.shape[1]
+        points = [(float(x0 + best % sw), float(y0 + best // sw), 1)]
         if s.negative_point:
+            worst = int(torch.argmin(sim_img))
             points.append((float(worst % w), float(worst // w), 0))
 
         attn_sim = None
         if s.guided_attention:
             z = (sim_img - sim_img.mean()) / sim_img.std()
+            grid = emb.features.shape[-1]
             attn_sim = prior_to_grid(z, grid, img_size, emb.input_size).sigmoid().reshape(1, 1, 1, -1)
         target = self.target_embedding.reshape(1, 1, -1) if s.semantic_prompt else None
         coords, labels = _point_arrays(points)
         multi = s.method == "persam-f"
-        out = p.predict(emb, coords, labels, multimask_output=multi, attn_sim=attn_sim, target_embedding=target)
+        box = mask_input = None
+        if hint is not None:
+            box = np.asarray(hint.box, dtype=np.float32) if hint.box is not None else None
+            mask_input = hint.logits[None] if hint.logits is not None else None
+        out = p.predict(emb, coords, labels, box=box, mask_input=mask_input, multimask_output=multi,
+                        attn_sim=attn_sim, target_embedding=target)
         return FirstDecode(points, out.logits, out.iou)
 
     @torch.inference_mode()
-    def segment_embedding(self, emb: ImageEmbedding) -> Result:
-        """:meth:`segment` on an already encoded image."""
+    def segment_embedding(self, emb: ImageEmbedding, hint: Hint | None = None) -> Result:
+        """:meth:`segment` on an already encoded image; ``hint`` steers the first decoding (video)."""
         start = time.perf_counter()
         p = self.predictor
-        first = self.first_decode(emb)
+        first = self.first_decode(emb, hint)
         coords, labels = _point_arrays(first.points)
         if self.fusion_weights is not None:  # PerSAM-F: fuse the 3 masks; both refinements use a box
             w = self.fusion_weights.to(first.logits)
@@ -394,7 +429,7 @@ class PerSAM:
         similarity = self._part_similarity(emb.features, logits)
         score = float(np.clip(float(iou), 0, 1) * similarity) if mask.any() else 0.0
         timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
-        return Result(mask, score, float(iou), similarity, first.points, box, timings)
+        return Result(mask, score, float(iou), similarity, first.points, box, timings, logits)
 
     def _part_similarity(self, features: torch.Tensor, logits: torch.Tensor) -> float:
         """Mean over reference cells of their best cosine match among the cells under a low-res mask."""

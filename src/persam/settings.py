@@ -65,3 +65,25 @@ class Settings:
 # measured and scores lower (perseg-mini, vit_t: mIoU 0.942 with them vs 0.949 without; see the README).
 PERSAM_F_DEFAULTS: dict = {"target": "mean-max", "guided_attention": False, "semantic_prompt": False,
                            "negative_point": False}
+
+
+VIDEO_SCHEMES = ("persam", "paper", "per-frame")
+DEFAULT_SCHEME = "persam"
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How frames are linked. ``VideoSettings()`` is persam's default scheme."""
+
+    scheme: str = DEFAULT_SCHEME  # "persam", "paper" or "per-frame" (see the module doc)
+    box_margin: float = 0.05  # the previous box grows by this fraction of its width/height on every side
+    box_prompt: bool = True  # give the grown previous box to the decoder as a box prompt
+    mask_prompt: bool = False  # give the previous frame's logits to the decoder as a mask prompt
+    recheck: float = 0.0  # score below recheck x the reference's: search the whole frame as well
+    presence: float = 0.6  # absent when score < presence x the reference frame's own score
+
+    def __post_init__(self) -> None:
+        if self.scheme not in VIDEO_SCHEMES:
+            raise ValueError(f"unknown video scheme {self.scheme!r}; choose one of {', '.join(VIDEO_SCHEMES)}")
+        if self.box_margin < 0 or not 0 <= self.presence <= 1 or not 0 <= self.recheck <= 1:
+            raise ValueError("box_margin must be >= 0; recheck and presence in [0, 1]")

@@ -1,0 +1,156 @@
+"""Video segmentation on a tiny random model: frame order, references, several objects, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from persam.errors import InputError
+from persam.frames import FrameSource, VideoWriter, label_image
+from persam.method import PerSAM
+from persam.predictor import SamPredictor
+from persam.settings import VIDEO_SCHEMES, Settings, VideoSettings
+from persam.video import VideoTracker, grow_box, segment_video
+
+
+def _frames(n, h=60, w=80):
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
+    out = []
+    for i in range(n):
+        f = background.copy()
+        f[15:40, 5 + 4 * i: 30 + 4 * i] = (230, 200, 30)
+        f[42:58, 50:70] = (30, 60, 230)
+        out.append(f)
+    return out
+
+
+def _masks(h=60, w=80, i=0):
+    a = np.zeros((h, w), bool)
+    a[15:40, 5 + 4 * i: 30 + 4 * i] = True
+    b = np.zeros((h, w), bool)
+    b[42:58, 50:70] = True
+    return a, b
+
+
+@pytest.fixture
+def folder(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_frames(6)):
+        Image.fromarray(f).save(frames / f"{i:05d}.png")
+    return frames
+
+
+def test_grow_box_is_clipped_to_the_image():
+    assert grow_box((10, 10, 19, 29), 0.1, 0, (100, 100)) == (9, 8, 20, 31)
+    assert grow_box((0, 0, 99, 49), 0.5, 10, (50, 100)) == (0, 0, 99, 49)
+
+
+@pytest.mark.parametrize("scheme", VIDEO_SCHEMES)
+def test_every_scheme_tracks_two_objects_without_overlap(tiny_t, scheme):
+    predictor = SamPredictor(tiny_t)
+    frames = _frames(4)
+    ref_emb = predictor.encode(frames[0])
+    masks = list(_masks())
+    settings = Settings.for_method("persam-f")
+    persams = [PerSAM.from_embeddings(predictor, [ref_emb], [m], settings) for m in masks]
+    tracker = VideoTracker(persams, [3, 7], VideoSettings(scheme=scheme))
+    tracker.start(ref_emb, masks)
+    for frame in frames[1:]:
+        result = tracker.step(predictor.encode(frame))
+        assert result.labels.shape == frame.shape[:2] and result.labels.dtype == np.uint8
+        assert set(np.unique(result.labels)) <= {0, 3, 7}
+        assert [o.object_id for o in result.objects] == [3, 7]
+        for obj in result.objects:
+            assert np.array_equal(obj.result.mask, result.labels == obj.object_id)
+            assert obj.present == (obj.present and obj.result.found) or not obj.present
+        assert set(result.seconds) == {"encoder", "decoder"}
+
+
+def test_tracker_checks_ids(tiny_t):
+    predictor = SamPredictor(tiny_t)
+    emb = predictor.encode(_frames(1)[0])
+    p = PerSAM.from_embeddings(predictor, [emb], [_masks()[0]], Settings())
+    with pytest.raises(ValueError, match="distinct"):
+        VideoTracker([p, p], [1, 1])
+    with pytest.raises(ValueError, match="1..255"):
+        VideoTracker([p], [256])
+
+
+def test_absent_objects_get_an_empty_mask_and_are_searched_everywhere_next(tiny_t):
+    predictor = SamPredictor(tiny_t)
+    frames = _frames(3)
+    ref_emb = predictor.encode(frames[0])
+    mask = _masks()[0]
+    p = PerSAM.from_embeddings(predictor, [ref_emb], [mask], Settings.for_method("persam-f"))
+    tracker = VideoTracker([p], settings=VideoSettings(presence=1.0))  # nothing is as good as the reference
+    tracker.start(ref_emb, [mask])
+    track = tracker.tracks[0]
+    track.reference_score = 2.0  # out of reach: every frame is "absent"
+    result = tracker.step(predictor.encode(frames[1]))
+    assert not result.objects[0].present and not result.labels.any()
+    assert track.box is None and track.logits is None  # next frame: global re-detection
+    result = tracker.step(predictor.encode(frames[2]))
+    assert not result.objects[0].present
+
+
+def test_segment_video_folder_with_a_middle_reference(tiny_t, folder):
+    mask = _masks(i=3)[0]
+    got = list(segment_video(folder, mask, reference_frame="00003.png", sam=tiny_t))
+    assert [f.index for f, _ in got] == list(range(6))  # video order, although 0..2 were tracked backwards
+    assert [f.name for f, _ in got] == [f"{i:05d}" for i in range(6)]
+    ref_frame, ref_result = got[3]
+    assert np.array_equal(ref_result.labels > 0, mask)
+    assert ref_result.objects[0].present
+    for frame, result in got:
+        assert result.labels.shape == frame.image.shape[:2]
+        assert np.array_equal(result.objects[0].result.mask, result.labels == 1)
+
+
+def test_segment_video_file_with_a_later_reference(tiny_t, tmp_path):
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, 10) as writer:
+        for f in _frames(5):
+            writer.write(f)
+    ticks = []
+    got = list(segment_video(path, _masks(i=2)[0], reference_frame=2, sam=tiny_t, on_frame=lambda: ticks.append(1)))
+    assert [f.index for f, _ in got] == [0, 1, 2, 3, 4]
+    assert len(ticks) == 5
+    assert not list(tmp_path.glob("persam-frames-*"))
+
+
+def test_palette_reference_gives_one_object_per_id(tiny_t, folder, tmp_path):
+    a, b = _masks()
+    labels = np.zeros(a.shape, np.uint8)
+    labels[a], labels[b] = 2, 5
+    labels[0, 0] = 255  # DAVIS void: not an object
+    palette = tmp_path / "ref.png"
+    label_image(labels).save(palette)
+    got = list(segment_video(folder, palette, sam=tiny_t))
+    assert [o.object_id for o in got[0][1].objects] == [2, 5]
+    assert np.array_equal(got[0][1].labels, np.where(labels == 255, 0, labels))
+    for _, result in got:
+        assert set(np.unique(result.labels)) <= {0, 2, 5}
+
+
+def test_several_masks_are_objects_1_2(tiny_t, folder, tmp_path):
+    a, b = _masks()
+    paths = []
+    for name, m in (("a.png", a), ("b.png", b)):
+        Image.fromarray(m.astype(np.uint8) * 255).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    got = list(segment_video(folder, paths, sam=tiny_t))
+    assert [o.object_id for o in got[1][1].objects] == [1, 2]
+
+
+def test_bad_references_are_clear_errors(tiny_t, folder):
+    with pytest.raises(InputError, match="mask is 10x10 but the image is 80x60"):
+        list(segment_video(folder, np.ones((10, 10), bool), sam=tiny_t))
+    with pytest.raises(InputError, match="empty"):
+        list(segment_video(folder, np.zeros((60, 80), bool), sam=tiny_t))
+    with pytest.raises(InputError, match="no frame '9'"):
+        list(segment_video(folder, _masks()[0], reference_frame="9", sam=tiny_t))
+    with pytest.raises(InputError, match="no frame 9"):
+        list(segment_video(FrameSource(folder), _masks()[0], reference_frame=9, sam=tiny_t))
