@@ -547,6 +547,6 @@ def test_load_object_masks_reads_palette_ids_and_binary_masks(tmp_path):
     (only,) = load_object_masks(tmp_path / "binary.png", image)
     assert only[0] == 1 and only[1].sum() == (labels > 0).sum()
     with pytest.raises(InputError, match="out of range"):
-        load_object_masks(np.where(labels == 4, 300, labels).astype(np.int32), image)
+        load_object_masks(np.where(labels == 4, 300, labels.astype(np.int32)), image)
     with pytest.raises(InputError, match="mask is 3x3 but the image is 8x6"):
         load_object_masks(label_image(np.array([[1, 2, 0]] * 3, np.uint8)), image)
