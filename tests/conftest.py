@@ -72,10 +72,15 @@ def mobilesam():
         pytest.skip(f"MobileSAM weights unavailable: {exc}")
 
 
+def require_data(path: Path) -> Path:
+    """A folder of the shared evaluation data: skipped locally when absent; under CI that is a failure."""
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            raise FileNotFoundError(f"{path} is missing (set PERSAM_TEST_DATA to the shared data folder)")
+        pytest.skip(f"{path} not present (set PERSAM_TEST_DATA)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def perseg():
-    if not PERSEG.is_dir():
-        if os.environ.get("CI"):
-            raise FileNotFoundError(f"{PERSEG} is missing (set PERSAM_TEST_DATA to the shared data folder)")
-        pytest.skip(f"{PERSEG} not present (set PERSAM_TEST_DATA)")
-    return PERSEG
+    return require_data(PERSEG)

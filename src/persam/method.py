@@ -425,11 +425,18 @@ class PerSAM:
             i = int(torch.argmax(out.iou))
             logits, iou = out.logits[i], out.iou[i]
 
-        mask = p.upscale(emb, logits[None])[0].numpy() > 0
+        return self.make_result(emb, logits, iou, first.points, box, start)
+
+    def make_result(self, emb: ImageEmbedding, logits: torch.Tensor, iou: torch.Tensor,
+                    points: list[tuple[float, float, int]], box: tuple[int, int, int, int] | None,
+                    start: float) -> Result:
+        """The :class:`Result` of final low-res ``logits`` with SAM's predicted ``iou``: the full-size mask
+        and its score; decoder seconds count from ``start``."""
+        mask = self.predictor.upscale(emb, logits[None])[0].numpy() > 0
         similarity = self._part_similarity(emb.features, logits)
         score = float(np.clip(float(iou), 0, 1) * similarity) if mask.any() else 0.0
         timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
-        return Result(mask, score, float(iou), similarity, first.points, box, timings, logits)
+        return Result(mask, score, float(iou), similarity, points, box, timings, logits)
 
     def _part_similarity(self, features: torch.Tensor, logits: torch.Tensor) -> float:
         """Mean over reference cells of their best cosine match among the cells under a low-res mask."""

@@ -171,11 +171,7 @@ def paper_video_step(persam: PerSAM, emb: ImageEmbedding, prev_box: tuple[int, i
                         multimask_output=True)
         i = int(torch.argmax(out.iou))
         logits, iou = out.logits[i], out.iou[i]
-    mask = p.upscale(emb, logits[None])[0].numpy() > 0
-    similarity = persam._part_similarity(emb.features, logits)
-    score = float(np.clip(float(iou), 0, 1) * similarity) if mask.any() else 0.0
-    timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
-    return Result(mask, score, float(iou), similarity, points, box, timings, logits)
+    return persam.make_result(emb, logits, iou, points, box, start)
 
 
 class VideoTracker:

@@ -13,18 +13,14 @@ from persam import cli
 from persam.frames import FrameSource
 from persam.metrics import region_similarity
 
-from ..conftest import SHARED_DATA
+from ..conftest import SHARED_DATA, require_data
 
 DAVIS = SHARED_DATA / "davis2016-train-subset" / "DAVIS"
 
 
 @pytest.fixture(scope="module")
 def davis():
-    if not DAVIS.is_dir():
-        if os.environ.get("CI"):
-            raise FileNotFoundError(f"{DAVIS} is missing (set PERSAM_TEST_DATA to the shared data folder)")
-        pytest.skip(f"{DAVIS} not present")
-    return DAVIS
+    return require_data(DAVIS)
 
 
 def _frame(seq, k):
