@@ -101,6 +101,7 @@ def test_unreadable_video_is_one_clear_line(tmp_path, content, problem):
         FrameSource(path)
     message = str(info.value)
     assert message.startswith(str(path)) and problem in message and "\n" not in message
+    assert "Errno" not in message and message.count(str(path)) == 1
 
 
 def test_video_without_frames_is_refused(tmp_path):

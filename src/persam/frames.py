@@ -48,10 +48,16 @@ def _av():
     return av
 
 
+def _reason(exc: BaseException, path: Path | None = None) -> str:
+    """An FFmpeg/OS error as a short phrase: one line, without its errno or the file's name."""
+    reason = re.sub(r"\[Errno -?\d+\]\s*", "", " ".join(str(exc).split()))
+    if path is not None:
+        reason = reason.replace(f"'{path}'", "").replace(str(path), "")
+    return reason.strip(" :;") or type(exc).__name__
+
+
 def _video_error(path: Path, exc: BaseException) -> InputError:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    reason = reason.replace(f"'{path}'", "").replace(str(path), "").strip(" :;")
-    return InputError(f"{path}: not a readable video ({reason or type(exc).__name__})")
+    return InputError(f"{path}: not a readable video ({_reason(exc, path)})")
 
 
 class FrameSource:
@@ -140,7 +146,7 @@ class FrameSource:
                     index += 1
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise InputError(f"{self.path}: frame {index} cannot be decoded "
-                             f"({' '.join(str(exc).split()) or type(exc).__name__})") from exc
+                             f"({_reason(exc)})") from exc
         if index == 0:
             raise InputError(f"{self.path}: the video has no frames")
 
@@ -174,7 +180,7 @@ class VideoWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self._tmp), "w", format=self._fmt)
         except (av.FFmpegError, OSError) as exc:
-            raise PersamError(f"{self.path}: cannot write ({' '.join(str(exc).split())})") from exc
+            raise PersamError(f"{self.path}: cannot write ({_reason(exc, self._tmp)})") from exc
         codec = "libvpx-vp9" if self._fmt == "webm" else "libx264"
         rate = Fraction(self._fps).limit_denominator(1001)
         self._stream = self._container.add_stream(codec, rate=rate)
@@ -201,7 +207,7 @@ class VideoWriter:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except (av.FFmpegError, OSError) as exc:
-            raise PersamError(f"{self.path}: cannot write ({' '.join(str(exc).split())})") from exc
+            raise PersamError(f"{self.path}: cannot write ({_reason(exc, self._tmp)})") from exc
 
     def close(self) -> None:
         """Finish the video and move it into place."""
