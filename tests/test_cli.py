@@ -305,6 +305,10 @@ def test_video_refuses_to_replace_results_without_overwrite(tmp_path, clip, load
     assert _video(tmp_path, video, "--ref-mask", str(mask)) == 0
     assert _video(tmp_path, video, "--ref-mask", str(mask)) == cli.EXIT_ERROR
     assert "already holds results (use --overwrite" in capsys.readouterr().err
+    Image.fromarray(np.full((10, 10), 255, np.uint8)).save(tmp_path / "small.png")
+    before = (tmp_path / "vout" / "results.jsonl").read_bytes()
+    assert _video(tmp_path, video, "--ref-mask", str(tmp_path / "small.png"), "--overwrite") == cli.EXIT_ERROR
+    assert (tmp_path / "vout" / "results.jsonl").read_bytes() == before  # a failed rerun loses nothing
     assert _video(tmp_path, video, "--ref-mask", str(mask), "--overwrite") == 0
     assert len(_records(tmp_path / "vout")) == 6
 
@@ -338,6 +342,5 @@ def test_video_bad_input_is_one_line_and_loads_no_model_when_it_can(tmp_path, cl
     assert _video(tmp_path, video, *extra) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err
-    if setup != "wrong_size":  # the size is known once the reference frame is decoded
-        assert loads == []
+    assert loads == []  # every problem is found before the model loads
     assert not (tmp_path / "vout" / "results.jsonl").exists()

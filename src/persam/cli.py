@@ -399,24 +399,32 @@ def cmd_video(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     ref_index = source.index_of(args.ref)
     writer = VideoWriter(args.overlay, args.fps or source.fps or 24.0) if args.overlay else None
 
-    from .loading import DEFAULT_MODEL, load_sam  # PyTorch loads only now that the input has been checked
+    from .loading import DEFAULT_MODEL  # PyTorch loads only now that the input has been checked
     from .video import VideoSettings, segment_video
 
-    sam = load_sam(args.model or DEFAULT_MODEL, args.checkpoint, device=args.device, progress=not args.quiet)
     options = {"scheme": args.scheme, "presence": args.presence}
     settings = VideoSettings(**{k: v for k, v in options.items() if v is not None})
-    if results_path.exists():
-        results_path.unlink()
-    bar = tqdm(total=len(source), desc="segmenting", unit="frame", disable=args.quiet, file=sys.stderr)
+    bar = None
+
+    def tick() -> None:
+        nonlocal bar
+        if bar is None:  # made at the first frame, after the model's download progress (if any)
+            bar = tqdm(total=len(source), desc="segmenting", unit="frame", disable=args.quiet, file=sys.stderr)
+        bar.update(1)
+
     start = last = time.perf_counter()
     palette_out = None
     present = 0
     try:
+        # The model loads once the reference frame and its masks have been checked (a wrong mask size
+        # fails before it).
         frames = segment_video(source, args.ref_mask, reference_frame=ref_index, method=args.method or DEFAULT_METHOD,
-                               settings=settings, sam=sam, on_frame=lambda: bar.update(1))
+                               settings=settings, model=args.model or DEFAULT_MODEL, checkpoint=args.checkpoint,
+                               device=args.device, progress=not args.quiet, on_frame=tick)
         for frame, result in frames:
-            if palette_out is None:
+            if palette_out is None:  # the first result: the input is good, the old results go (--overwrite)
                 palette_out = len(result.objects) > 1
+                results_path.unlink(missing_ok=True)
             if palette_out:
                 img = label_image(result.labels)
                 atomic_write(out / f"{frame.name}.png", lambda f, img=img: img.save(f, format="PNG"))
@@ -431,18 +439,21 @@ def cmd_video(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if writer is not None:
             writer.close()
     except KeyboardInterrupt:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if writer is not None:
             writer.abort()
         print(f"persam: interrupted; the masks written so far are in {out}/ (the preview video was dropped)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     except BaseException:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if writer is not None:
             writer.abort()
         raise
-    bar.close()
+    if bar is not None:
+        bar.close()
     n = len(source)
     elapsed = time.perf_counter() - start
     msg = (f"persam: segmented {n} frames into {out}/ in {elapsed:.1f} s ({n / elapsed:.2f} frames/s); "

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import loading
 from .errors import InputError
 from .frames import Frame, FrameSource
 from .io import load_object_masks, load_reference_mask
-from .loading import load_sam
 from .method import Hint, PerSAM, Result, _point_arrays, mask_box
 from .predictor import ImageEmbedding, SamPredictor
 from .settings import DEFAULT_METHOD, Settings, VideoSettings
@@ -318,7 +318,7 @@ def segment_video(
         ids = [i for i, _ in objects]
         ref_masks = [m for _, m in objects]
 
-        sam = sam if sam is not None else load_sam(model, checkpoint, device=device, progress=progress)
+        sam = sam if sam is not None else loading.load_sam(model, checkpoint, device=device, progress=progress)
         predictor = SamPredictor(sam)
         ref_emb = predictor.encode(ref_frame.image)
         persam_settings = video_persam_settings(settings.scheme, method)
