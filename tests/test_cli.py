@@ -323,7 +323,7 @@ def test_video_refuses_to_replace_results_without_overwrite(tmp_path, clip, load
         ("bad_overlay", "cannot write videos as '.gif'"),
     ],
 )
-def test_video_bad_input_is_one_line_and_loads_no_model_when_it_can(tmp_path, clip, loads, capsys, setup, expected):
+def test_video_bad_input_is_one_line_and_loads_no_model(tmp_path, clip, loads, capsys, setup, expected):
     video, mask = clip
     extra = ["--ref-mask", str(mask)]
     if setup == "garbage":
