@@ -26,41 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from evaldata import SHARED, davis_root, davis_sequences, read_ids, sequence_frames
 
-SHARED = next(
-    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
-    Path("/work/shared/data"),
-)
 DEFAULT_DIR = SHARED / "davis2016-train-subset"
 VOID = 255
-
-
-def davis_root(path: Path) -> Path:
-    """The folder holding JPEGImages/ and Annotations/ (``DIR`` itself or ``DIR/DAVIS``)."""
-    for root in (path, path / "DAVIS"):
-        if (root / "JPEGImages" / "480p").is_dir() and (root / "Annotations" / "480p").is_dir():
-            return root
-    raise SystemExit(f"{path}: not a DAVIS layout (no JPEGImages/480p and Annotations/480p)")
-
-
-def sequence_frames(root: Path, seq: str) -> list[tuple[Path, Path]]:
-    """(frame, annotation) pairs of a sequence, in order; every frame must be annotated."""
-    frames = sorted((root / "JPEGImages" / "480p" / seq).glob("*.jpg"))
-    pairs = [(f, root / "Annotations" / "480p" / seq / f"{f.stem}.png") for f in frames]
-    missing = [a.name for _, a in pairs if not a.exists()]
-    if missing:
-        raise SystemExit(f"{seq}: frames without annotation: {', '.join(missing[:5])}")
-    return pairs
-
-
-def read_ids(path: Path) -> np.ndarray:
-    """An annotation as object ids: palette PNGs as they are, 0/255 greyscale as 0/1."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode == "P":
-            return np.asarray(im).copy()
-        return (np.asarray(im.convert("L")) > 127).astype(np.uint8)
 
 
 def configs(default_method: str):
@@ -87,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam.io import load_image
-    from persam.loading import load_sam
+    from persam.loading import load_sam, tune_cpu_allocator
     from persam.method import PerSAM
     from persam.metrics import boundary_f_measure, region_similarity
     from persam.predictor import SamPredictor
@@ -96,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     root = davis_root(args.dir)
-    seqs = args.sequences or sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir() if p.is_dir())
+    seqs = args.sequences or davis_sequences(root)
+    tune_cpu_allocator()  # as the command line does
     predictor = SamPredictor(load_sam(args.model, progress=False))
     runs = configs(DEFAULT_METHOD)
     names = list(runs)

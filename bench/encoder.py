@@ -6,7 +6,7 @@ in one process (so the figures are comparable).
 The encoder's speed does not depend on its weights: models whose checkpoint is not in the cache run with
 random weights (marked so). Eager PyTorch frees and re-allocates every large activation; with glibc's
 defaults those blocks are mmap'ed and unmapped each time, so every forward pass page-faults its working set
-again. ``persam.loading.tune_cpu_allocator`` (applied by ``load_sam``) keeps them in the heap instead.
+again. ``persam.loading.tune_cpu_allocator`` (which the command line applies) keeps them in the heap instead.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 
-os.environ["PERSAM_MALLOC_TUNING"] = "0"  # load_sam must not tune before the "default" measurement
+os.environ["PERSAM_MALLOC_TUNING"] = "0"  # nothing may tune before the "default" measurement
 
 
 def main(argv: list[str] | None = None) -> int:

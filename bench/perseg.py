@@ -27,10 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED = next(
-    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
-    Path("/work/shared/data"),
-)
+from evaldata import SHARED, davis_root, davis_sequences, sequence_frames
+
 DEFAULT_DIRS = [SHARED / "perseg-mini", SHARED / "davis2016-train-subset"]
 
 
@@ -78,12 +76,10 @@ def davis_reference_frames(n_frames: int, n_refs: int) -> list[int]:
 def davis_tasks(root: Path, counts: list[int], every: int) -> list[Task]:
     """Per sequence, frame 0 (and for N > 1 frames spread over it) the references; every ``every``-th later
     frame a target, leaving out any frame that is a reference for one of the ``counts``."""
-    base = root / "DAVIS" if (root / "DAVIS").is_dir() else root
-    images, annotations = base / "JPEGImages" / "480p", base / "Annotations" / "480p"
+    base = davis_root(root)
     tasks = []
-    for seq in sorted(p.name for p in images.iterdir() if p.is_dir()):
-        frames = sorted((images / seq).glob("*.jpg"))
-        pairs = [(p, annotations / seq / f"{p.stem}.png") for p in frames]
+    for seq in davis_sequences(base):
+        pairs = sequence_frames(base, seq)
         ref_frames = {n: davis_reference_frames(len(pairs), n) for n in counts}
         used = {i for frames_n in ref_frames.values() for i in frames_n}
         targets = [pairs[i] for i in range(every, len(pairs), every) if i not in used]
@@ -171,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                 guided = dict(guided_attention=True, semantic_prompt=True, negative_point=True, **overrides)
                 configs[f"persam-f+g r{n}"] = (Settings.for_method(method, **guided), n)
 
+    from persam.loading import tune_cpu_allocator
+
+    tune_cpu_allocator()  # as the command line does
     sam = load_sam(args.model, args.checkpoint, progress=False)
     predictor = SamPredictor(sam)
     encoder_s, total_s, paper_fit_s = [], [], []

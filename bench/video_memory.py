@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED = next(
-    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
-    Path("/work/shared/data"),
-)
+from evaldata import SHARED  # noqa: E402
+
 DAVIS = SHARED / "davis2016-train-subset" / "DAVIS"
 
 

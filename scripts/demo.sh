@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Set up, then run persam on the bundled example: personalize on one photo of a motorcycle (marked by a
-# box), and find it in a second photo taken from another viewpoint. Results go to demo_out/.
-# Needs nothing downloaded but the MobileSAM checkpoint (and the two photos, which scikit-image ships:
-# only its wheel is fetched, to take them out; nothing is installed).
+# Set up, then run persam on the bundled album (examples/album/): personalize on ONE photo of a chow-chow with
+# its mask, then look for that dog in 8 other photos -- 3 more of it, and look-alikes it must not take for it
+# (two poodles, a ginger cat, a brown teddy bear) and a backpack. Results go to demo_out/.
+# Needs nothing downloaded but the MobileSAM checkpoint (40 MB); the photos are in the repository.
+# Idempotent: a rerun refits the concept (--overwrite) and skips the photos that are already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PY=.venv/bin/python
-"$PY" scripts/fetch_examples.py examples
-.venv/bin/persam download vit_t
-# Training-free PerSAM: on this pair it is the better method (the default, PerSAM-F, is better on the
-# benchmarks but here keeps a piece of the bench behind the motorcycle; drop --method to see it).
-.venv/bin/persam segment --method persam \
-  --ref examples/motorcycle_left.png --ref-box 90,75,690,440 \
-  examples/motorcycle_right.png examples/motorcycle_left.png \
-  -o demo_out --overwrite
+PERSAM=.venv/bin/persam
+ALBUM=examples/album
+"$PERSAM" download vit_t
+# 1. Personalize once: the concept (a small file) is all that the search needs later.
+"$PERSAM" fit --ref "$ALBUM/reference/chow.jpg" --ref-mask "$ALBUM/reference/chow_mask.png" \
+  -o demo_out/chow.persam --overwrite -q
+# 2. Search the album: a mask where the dog is found, an empty one where it is not (results.jsonl says which,
+#    with the score); a report page, cut-outs and square DreamBooth training crops of the photos it is in.
+"$PERSAM" segment --concept demo_out/chow.persam "$ALBUM/photos" \
+  --export report,cutouts,dreambooth -o demo_out
 echo
-echo "Done: masks, overlays and results.jsonl are in demo_out/ (demo_out/motorcycle_right_overlay.jpg is the one to look at)."
+echo "Done. Open demo_out/report.html (every photo: found or not, with its score and mask);"
+echo "the cut-outs are in demo_out/cutouts/, the DreamBooth crops in demo_out/dreambooth/chow/,"
+echo "masks and overlays next to them, one line per photo in demo_out/results.jsonl."

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, _bench_module
 
-_spec = importlib.util.spec_from_file_location("bench_perseg", Path(__file__).parents[1] / "bench" / "perseg.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["bench_perseg"] = bench  # its dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = _bench_module("perseg")
 
 
 @pytest.mark.parametrize("n_frames", [25, 50, 69, 104])

@@ -11,37 +11,7 @@ from PIL import Image
 from persam import cli
 from persam.method import PerSAM
 
-from .conftest import tiny_sam
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """Replace checkpoint loading by a tiny random model; the list records every model load."""
-    calls = []
-
-    def fake_load_sam(model="vit_t", checkpoint=None, *, device="cpu", progress=True):
-        calls.append(model)
-        return tiny_sam(model)
-
-    monkeypatch.setattr("persam.loading.load_sam", fake_load_sam)
-    return calls
-
-
-def _write_image(path, h, w, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-@pytest.fixture
-def scene(tmp_path):
-    ref = _write_image(tmp_path / "ref.jpg", 120, 160, 0)
-    mask = np.zeros((120, 160), np.uint8)
-    mask[30:90, 40:120] = 1
-    Image.fromarray(mask).save(tmp_path / "ref_mask.png")
-    _write_image(tmp_path / "targets" / "a.jpg", 100, 150, 1)
-    _write_image(tmp_path / "targets" / "sub" / "b.png", 90, 60, 2)
-    return tmp_path, ref, tmp_path / "ref_mask.png"
+from .conftest import tiny_sam  # noqa: F401
 
 
 def _segment(tmp_path, ref, mask, *extra):
@@ -78,7 +48,7 @@ def test_rerun_skips_finished_images_unless_overwrite(scene, loads, capsys):
     assert "already done" in capsys.readouterr().err
     assert loads == ["vit_t"]  # the second run did not even load the model
     assert _segment(tmp_path, ref, mask, "--overwrite") == cli.EXIT_OK
-    assert len(_records(tmp_path / "out")) == 4
+    assert sorted(r["mask"] for r in _records(tmp_path / "out")) == ["a.png", "sub/b.png"]  # one line per target
 
 
 def test_bad_target_is_reported_and_skipped(scene, loads, capsys):
@@ -152,8 +122,10 @@ def test_reference_from_a_box_saves_the_mask_it_made(scene, loads):
 
 
 def test_interrupted_run_keeps_finished_results_and_resumes(scene, loads, monkeypatch):
+    from persam.album import AlbumSegmenter
+
     tmp_path, ref, mask = scene
-    original, calls = PerSAM.segment, []
+    original, calls = AlbumSegmenter.segment, []
 
     def interrupt_second(self, image):
         calls.append(1)
@@ -161,12 +133,12 @@ def test_interrupted_run_keeps_finished_results_and_resumes(scene, loads, monkey
             raise KeyboardInterrupt
         return original(self, image)
 
-    monkeypatch.setattr(PerSAM, "segment", interrupt_second)
+    monkeypatch.setattr(AlbumSegmenter, "segment", interrupt_second)
     assert _segment(tmp_path, ref, mask) == cli.EXIT_INTERRUPTED
     out = tmp_path / "out"
     assert len(_records(out)) == 1 and (out / "a.png").exists()
     assert not list(out.rglob("*.tmp"))
-    monkeypatch.setattr(PerSAM, "segment", original)
+    monkeypatch.setattr(AlbumSegmenter, "segment", original)
     assert _segment(tmp_path, ref, mask) == cli.EXIT_OK
     assert sorted(r["mask"] for r in _records(out)) == ["a.png", "sub/b.png"]
 
@@ -178,8 +150,8 @@ def test_fit_then_segment_with_the_concept_matches_direct_segmentation(scene, lo
     fit = ["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "--method", method, "-q"]
     assert cli.main(fit) == cli.EXIT_OK
     assert cli.main(["segment", "--concept", str(concept), str(tmp_path / "targets"),
-                     "-o", str(tmp_path / "via_concept"), "-q"]) == cli.EXIT_OK
-    assert _segment(tmp_path, ref, mask, "--method", method) == cli.EXIT_OK
+                     "-o", str(tmp_path / "via_concept"), "-q", "--presence", "0"]) == cli.EXIT_OK
+    assert _segment(tmp_path, ref, mask, "--method", method, "--presence", "0") == cli.EXIT_OK
     for name in ("a.png", "sub/b.png"):
         direct = np.array(Image.open(tmp_path / "out" / name))
         reloaded = np.array(Image.open(tmp_path / "via_concept" / name))
@@ -241,24 +213,6 @@ def test_fit_needs_a_persam_file_name(scene, loads):
 
 
 # ------------------------------------------------------------------------------------------------ video
-@pytest.fixture
-def clip(tmp_path):
-    """A 6-frame mp4 with a moving square, and the square's mask in frame 0."""
-    from persam.frames import VideoWriter
-
-    rng = np.random.default_rng(0)
-    background = rng.integers(0, 120, (64, 96, 3), dtype=np.uint8)
-    with VideoWriter(tmp_path / "clip.mp4", 12) as writer:
-        for i in range(6):
-            f = background.copy()
-            f[10:40, 5 + 5 * i: 35 + 5 * i] = (230, 200, 30)
-            writer.write(f)
-    mask = np.zeros((64, 96), np.uint8)
-    mask[10:40, 5:35] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    return tmp_path / "clip.mp4", tmp_path / "mask.png"
-
-
 def _video(tmp_path, video, *extra):
     return cli.main(["video", str(video), "-o", str(tmp_path / "vout"), "-q", *extra])
 
@@ -303,8 +257,11 @@ def test_video_reference_in_the_middle_and_palette_output(tmp_path, clip, loads)
 def test_video_refuses_to_replace_results_without_overwrite(tmp_path, clip, loads, capsys):
     video, mask = clip
     assert _video(tmp_path, video, "--ref-mask", str(mask)) == 0
-    assert _video(tmp_path, video, "--ref-mask", str(mask)) == cli.EXIT_ERROR
-    assert "already holds results (use --overwrite" in capsys.readouterr().err
+    assert _video(tmp_path, video, "--ref-mask", str(mask)) == cli.EXIT_OK  # the same run: already done
+    assert "all 6 frames already done" in capsys.readouterr().err
+    assert _video(tmp_path, video, "--ref-mask", str(mask), "--ref", "1") == cli.EXIT_ERROR  # another run
+    assert "already holds the results of another run (use --overwrite" in capsys.readouterr().err
+    assert loads == ["vit_t"]
     Image.fromarray(np.full((10, 10), 255, np.uint8)).save(tmp_path / "small.png")
     before = (tmp_path / "vout" / "results.jsonl").read_bytes()
     assert _video(tmp_path, video, "--ref-mask", str(tmp_path / "small.png"), "--overwrite") == cli.EXIT_ERROR
@@ -344,3 +301,104 @@ def test_video_bad_input_is_one_line_and_loads_no_model(tmp_path, clip, loads, c
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err
     assert loads == []  # every problem is found before the model loads
     assert not (tmp_path / "vout" / "results.jsonl").exists()
+
+
+# ------------------------------------------------------------------ albums: concepts, instances, cache, exports
+def _fit_two(tmp_path, ref, mask):
+    a, b = tmp_path / "my_dog.persam", tmp_path / "my_cat.persam"
+    assert cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(a), "-q"]) == cli.EXIT_OK
+    assert cli.main(["fit", "--ref", str(ref), "--ref-box", "0,0,80,60", "--method", "persam", "-o", str(b),
+                     "-q"]) == cli.EXIT_OK
+    return a, b
+
+
+def _count_encodes(monkeypatch):
+    from persam.predictor import SamPredictor
+
+    calls, original = [], SamPredictor.encode
+    monkeypatch.setattr(SamPredictor, "encode", lambda self, image: calls.append(1) or original(self, image))
+    return calls
+
+
+def test_several_concepts_all_instances_and_every_export(scene, loads, monkeypatch):
+    tmp_path, ref, mask = scene
+    a, b = _fit_two(tmp_path, ref, mask)
+    encodes = _count_encodes(monkeypatch)
+    out = tmp_path / "out"
+    argv = ["segment", "--concept", str(a), "--concept", str(b), "--instances", "all", "--presence", "0",
+            "--export", "all", "--crop-size", "64", "--background", "transparent", str(tmp_path / "targets"),
+            "-o", str(out), "-q"]
+    assert cli.main(argv) == cli.EXIT_OK
+    assert len(encodes) == 2  # two photos, each encoded once for both concepts
+    records = _records(out)
+    assert len(records) == 2
+    for r in records:
+        assert set(r["concepts"]) == {"my_dog", "my_cat"} and r["present"] is True
+        assert r["instances"] and {i["concept"] for i in r["instances"]} <= {"my_dog", "my_cat"}
+        assert [i["id"] for i in r["instances"]] == list(range(1, len(r["instances"]) + 1))
+        labels = Image.open(out / r["mask"])
+        assert labels.mode == "P" and set(np.unique(np.array(labels))) - {0} == {i["id"] for i in r["instances"]}
+    coco = json.loads((out / "coco.json").read_text())
+    assert len(coco["annotations"]) == sum(len(r["instances"]) for r in records)
+    assert (out / "report.html").is_file() and list((out / "cutouts").rglob("*.png"))
+    crops = list((out / "dreambooth").rglob("*.png"))
+    assert crops and all(Image.open(c).size == (64, 64) for c in crops)
+
+
+def test_second_concept_through_the_cache_skips_the_encoder(scene, loads, monkeypatch):
+    tmp_path, ref, mask = scene
+    a, b = _fit_two(tmp_path, ref, mask)
+    cache = tmp_path / "cache"
+    common = [str(tmp_path / "targets"), "--cache", str(cache), "-q", "--export", "masks"]
+    assert cli.main(["segment", "--concept", str(a), "-o", str(tmp_path / "out_a"), *common]) == cli.EXIT_OK
+    encodes = _count_encodes(monkeypatch)
+    assert cli.main(["segment", "--concept", str(b), "-o", str(tmp_path / "out_b"), *common]) == cli.EXIT_OK
+    assert encodes == []
+    assert all(r["cached"] is True for r in _records(tmp_path / "out_b"))
+    assert all(r["cached"] is False for r in _records(tmp_path / "out_a"))
+
+
+def test_export_remakes_exports_of_a_finished_run(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    assert _segment(tmp_path, ref, mask, "--presence", "0") == cli.EXIT_OK
+    out = tmp_path / "out"
+    assert (out / "report.html").is_file()  # the default exports: masks and the report
+    assert not (out / "coco.json").exists()
+    assert cli.main(["export-results", str(out), "--export", "coco,cutouts", "-q"]) == cli.EXIT_OK
+    assert (out / "coco.json").is_file() and list((out / "cutouts").rglob("*.png"))
+    capsys.readouterr()
+    assert cli.main(["export-results", str(tmp_path / "targets"), "--export", "coco"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "results.jsonl" in err and len(err.splitlines()) == 1
+
+
+def test_bad_album_options_fail_before_any_model_loads(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    a, _ = _fit_two(tmp_path, ref, mask)
+    from persam.concept import read_concept, write_concept
+
+    meta, arrays = read_concept(a)
+    meta["model"] = "vit_b"
+    for key in ("format", "format_version", "persam_version", "created"):
+        meta.pop(key)
+    write_concept(tmp_path / "other.persam", meta, arrays)
+    loaded = len(loads)
+    capsys.readouterr()
+    cases = [["--concept", str(a), "--export", "coco,bogus"],
+             ["--concept", str(a), "--concept", str(tmp_path / "other.persam")],
+             ["--concept", str(a), "--export", "dreambooth", "--crop-size", "4"]]
+    for case in cases:
+        assert cli.main(["segment", *case, str(tmp_path / "targets"), "-o", str(tmp_path / "out")]) == cli.EXIT_ERROR
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("persam: error:") and "Traceback" not in err
+    assert len(loads) == loaded and not (tmp_path / "out" / "a.png").exists()
+
+
+def test_export_writes_the_model_for_deployment(loads, tmp_path, monkeypatch):
+    import persam.export as export
+
+    calls = []
+    monkeypatch.setattr(export, "export_model",
+                        lambda sam, out, formats: calls.append((sam.model_name, str(out), formats)) or [tmp_path / "x"])
+    assert cli.main(["export", "-o", str(tmp_path / "models"), "--format", "onnx", "-q"]) == cli.EXIT_OK
+    assert calls == [("vit_t", str(tmp_path / "models"), ("onnx",))] and loads == ["vit_t"]

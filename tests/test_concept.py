@@ -156,3 +156,30 @@ def test_interrupted_write_leaves_the_old_file_and_no_partial(concept, tmp_path,
         write_concept(path, {"model": "vit_t", "settings": {}}, {})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.persam"]
+
+
+@pytest.mark.parametrize("fault", ["nan", "inf", "no-cells"])
+def test_concept_with_non_finite_values_or_no_cells_is_refused(concept, tmp_path, fault):
+    from persam.concept import read_concept, write_concept
+
+    concept.save(tmp_path / "good.persam")
+    meta, arrays = read_concept(tmp_path / "good.persam")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "persam_version", "created")}
+    if fault == "no-cells":
+        arrays["part_features"] = arrays["part_features"][:0]
+    else:
+        arrays["target_embedding"][3] = np.nan if fault == "nan" else np.inf
+    write_concept(tmp_path / "bad.persam", meta, arrays)
+    reason = "no reference cells" if fault == "no-cells" else "NaN or infinite values"
+    with pytest.raises(InputError, match=f"bad.persam: damaged persam concept .*{reason}"):
+        read_concept(tmp_path / "bad.persam")
+
+
+def test_random_bytes_are_not_a_concept_in_one_clear_line(tmp_path):
+    from persam.concept import read_concept
+
+    path = tmp_path / "noise.persam"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(InputError) as exc:
+        read_concept(path)
+    assert str(exc.value) == f"{path}: not a persam concept file (not a readable .persam archive)"

@@ -9,14 +9,13 @@ import torch
 from persam import InputError, PerSAM, SamPredictor, Settings
 from persam.method import mask_box, mask_to_grid, prior_to_grid
 
+from .conftest import disc, random_image
 
-def _image(h, w, seed=0):
-    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+_image, _disc = random_image, disc
 
 
-def _disc(h, w, cx, cy, r):
-    yy, xx = np.mgrid[:h, :w]
-    return (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+def _scene():
+    return _image(60, 80), _disc(60, 80, 40, 30, 15)
 
 
 @pytest.mark.parametrize("method", ["persam", "persam-f"])
@@ -175,3 +174,91 @@ def test_hint_keeps_the_click_inside_its_region_and_returns_logits(tiny_t):
     sim = p.location_map(emb)
     assert sim.shape == (90, 110)
     assert sim[int(y), int(x)] == sim[5:31, 70:101].max()
+
+
+def test_from_embeddings_defaults_to_the_default_method(tiny_t):
+    from persam.settings import DEFAULT_METHOD
+
+    predictor = SamPredictor(tiny_t)
+    image, mask = _scene()
+    emb = predictor.encode(image)
+    assert PerSAM.from_embeddings(predictor, [emb], [mask]).settings == Settings.for_method(DEFAULT_METHOD)
+    assert PerSAM.from_embedding(predictor, emb, mask).settings.method == DEFAULT_METHOD
+    assert PerSAM.from_reference(image, mask, sam=tiny_t).settings.method == DEFAULT_METHOD
+
+
+def test_points_outside_the_reference_are_refused(tiny_t):
+    image, _ = _scene()
+    h, w = image.shape[:2]
+    with pytest.raises(InputError, match=rf"the point {w}.*is outside the image \({w}x{h} pixels\)"):
+        PerSAM.from_reference(image, points=[(w, 5, 1)], sam=tiny_t)
+    with pytest.raises(InputError, match="the box .* is outside the image"):
+        PerSAM.from_reference(image, box=(-50, -50, -1, -1), sam=tiny_t)
+
+
+def test_a_second_encoder_plugs_into_the_predictor(tiny_t):
+    """The encoder seam: any object with ``runtime`` and ``__call__`` feeds the decoder, unchanged method."""
+    from persam.encoders import ImageEncoder, TorchEncoder
+
+    calls = []
+
+    class Recording:
+        runtime = "recording"
+
+        def __call__(self, x):
+            calls.append(tuple(x.shape))
+            return TorchEncoder(tiny_t.image_encoder)(x)
+
+    assert isinstance(Recording(), ImageEncoder)
+    image, mask = _scene()
+    plain = PerSAM.from_reference(image, mask, sam=tiny_t).segment(image)
+    predictor = SamPredictor(tiny_t, encoder=Recording())
+    persam = PerSAM.from_embeddings(predictor, [predictor.encode(image)], [mask])
+    seamed = persam.segment(image)
+    assert calls == [(1, 3, tiny_t.img_size, tiny_t.img_size)] * 2
+    assert np.array_equal(plain.mask, seamed.mask) and plain.score == seamed.score
+
+
+def test_the_prior_can_have_its_own_feature_source(tiny_t, tmp_path):
+    """The location prior and score read ``match_features``; the decoder keeps SAM's."""
+    image, mask = _scene()
+
+    class Negated:
+        name = "negated"
+
+        def features(self, x, sam_features):
+            return -sam_features
+
+    predictor = SamPredictor(tiny_t, feature_source=Negated())
+    emb = predictor.encode(image)
+    assert torch.equal(emb.match_features, -emb.features)
+    persam = PerSAM.from_embeddings(predictor, [emb], [mask], Settings.for_method("persam"))
+    own = PerSAM.from_embeddings(SamPredictor(tiny_t), [SamPredictor(tiny_t).encode(image)], [mask],
+                                 Settings.for_method("persam"))
+    assert torch.allclose(persam.target_embedding, -own.target_embedding)
+    persam.save(tmp_path / "n.persam")
+    with pytest.raises(InputError, match="made from 'negated' features, not 'sam'"):
+        PerSAM.load(tmp_path / "n.persam", sam=tiny_t)
+
+
+@pytest.mark.parametrize("switch", [{"candidates": 3}, {"complete_parts": True}, {"zoom": True},
+                                    {"candidates": 2, "complete_parts": True}])
+def test_hard_case_switches_run_through_segment_and_survive_a_concept(tiny_t, tmp_path, switch, monkeypatch):
+    import persam.refine as refine
+
+    called = []
+    for name in ("segment_candidates", "complete_parts", "zoom_refine"):
+        real = getattr(refine, name)
+        spy = lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k)  # noqa: E731
+        monkeypatch.setattr(refine, name, spy)
+    image, mask = _scene()
+    persam = PerSAM.from_reference(image, mask, sam=tiny_t, settings=Settings.for_method("persam-f", **switch))
+    called.clear()
+    result = persam.segment(_image(50, 70, 3))
+    assert result.mask.shape == (50, 70) and 0 <= result.score <= 1
+    expected = {"candidates": "segment_candidates", "complete_parts": "complete_parts", "zoom": "zoom_refine"}
+    assert set(called) == {expected[k] for k in switch}
+    persam.save(tmp_path / "c.persam")
+    assert PerSAM.load(tmp_path / "c.persam", sam=tiny_t).settings == persam.settings
+    with pytest.raises(ValueError, match="candidates must be at least 1"):
+        Settings.for_method("persam-f", candidates=0)

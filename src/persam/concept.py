@@ -7,7 +7,8 @@ one never runs code) holding:
 - ``part_features`` (N, C) float16 -- unit-length reference cells, used for the result's score;
 - ``fusion_weights`` (3,) float32 -- PerSAM-F only: the fitted weights of SAM's three masks;
 - ``meta`` -- UTF-8 JSON as a uint8 array: ``format`` ("persam-concept"), ``format_version``, ``model``
-  (e.g. "vit_t"), ``weights_sha256`` of the checkpoint, ``settings`` (the method's), ``references`` (name and
+  (e.g. "vit_t"), ``weights_sha256`` of the checkpoint, ``features`` (the feature source of the location
+  prior and score, "sam" by default), ``settings`` (the method's), ``references`` (name and
   size of each reference image), ``persam_version`` and ``created``.
 
 Arrays are stored exactly, so a reloaded concept segments bit-identically to the one that was saved.
@@ -57,7 +58,7 @@ def read_concept(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.
         with np.load(name, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise InputError(f"{name}: not a persam concept file (unreadable: {str(exc)[:120]})") from exc
+        raise InputError(f"{name}: not a persam concept file (not a readable .persam archive)") from exc
     if not isinstance(arrays, dict) or "meta" not in arrays:
         raise InputError(f"{name}: not a persam concept file (no metadata)")
     try:
@@ -81,11 +82,19 @@ def read_concept(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.
     dim = arrays["target_embedding"].shape
     if len(dim) != 1 or arrays["part_features"].ndim != 2 or arrays["part_features"].shape[1] != dim[0]:
         raise InputError(f"{name}: damaged persam concept (array shapes do not match)")
+    if arrays["part_features"].shape[0] == 0:
+        raise InputError(f"{name}: damaged persam concept (no reference cells)")
+    for key, value in arrays.items():
+        if value.dtype.kind not in "fiu":
+            raise InputError(f"{name}: damaged persam concept ({key} holds {value.dtype}, not numbers)")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"{name}: damaged persam concept ({key} holds NaN or infinite values)")
     return meta, arrays
 
 
-def check_model(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray], sam) -> None:
-    """Refuse to use a concept with a model other than the one it was made with."""
+def check_model(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray], sam,
+                features: str = "sam") -> None:
+    """Refuse to use a concept with a model, weights or feature source other than the ones it was made with."""
     made_with = meta["model"]
     if sam.model_name != made_with or sam.weights_sha256 != meta.get("weights_sha256"):
         theirs = _describe(made_with, meta.get("weights_sha256"))
@@ -94,6 +103,10 @@ def check_model(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str,
             f"{os.fspath(path)}: this concept was made with {theirs} and cannot be used with {ours}; "
             f"use --model {made_with} with its official weights, or fit the concept again"
         )
+    made_from = meta.get("features", "sam")
+    if made_from != features:
+        raise InputError(f"{os.fspath(path)}: this concept was made from {made_from!r} features, "
+                         f"not {features!r}; fit the concept again")
     if int(sam.mask_decoder.transformer_dim) != arrays["target_embedding"].shape[0]:
         raise InputError(f"{os.fspath(path)}: concept embedding size does not match the {made_with} model")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError, PersamError
-from .io import IMAGE_EXTENSIONS, load_image
+from .io import IMAGE_EXTENSIONS, davis_palette, label_image, load_image, temp_path  # noqa: F401 (re-exported)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".gif"})
 _CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
@@ -168,7 +167,7 @@ class VideoWriter:
                               f"(use {', '.join(sorted(_CONTAINER_FORMATS))})")
         self._fmt = fmt
         self._fps = fps if fps and fps > 0 else 24.0
-        self._tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.tmp"
+        self._tmp = temp_path(self.path)
         self._container = None
         self._stream = None
 
@@ -240,25 +239,3 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
-
-
-def davis_palette() -> list[int]:
-    """The DAVIS / PASCAL VOC colour map (256 RGB entries, flattened): id 1 red, 2 green, 3 yellow, ..."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def label_image(labels: np.ndarray) -> Image.Image:
-    """An (H, W) uint8 id map as a palette PNG image with the DAVIS colours."""
-    img = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P")
-    img.putpalette(davis_palette())
-    return img

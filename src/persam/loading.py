@@ -1,4 +1,5 @@
-"""Load a SAM backbone by name: resolve and verify its checkpoint, build, load strictly, prepare."""
+"""Load a SAM backbone by name: resolve and verify its checkpoint, build it from the registry, load strictly,
+prepare; pick the device; and (for shells that opt in) tune the CPU allocator."""
 
 from __future__ import annotations
 
@@ -9,16 +10,8 @@ import sys
 import torch
 
 from .errors import PersamError
-from .modeling import (
-    MODEL_CONFIGS,
-    Sam,
-    build_sam_from_config,
-    load_state_dict_file,
-    load_weights,
-    prepare_for_inference,
-)
-
-DEFAULT_MODEL = "vit_t"
+from .modeling import Sam, load_state_dict_file, load_weights, prepare_for_inference
+from .registry import DEFAULT_MODEL, get_spec
 
 
 def tune_cpu_allocator() -> bool:
@@ -27,7 +20,8 @@ def tune_cpu_allocator() -> bool:
     Eager PyTorch allocates and frees large activations for every layer; with glibc's defaults those go
     through mmap/munmap, so each forward pass page-faults its whole working set anew (about 40% of
     the encoder's time on a small CPU). Disabling mmap for large blocks and heap trimming makes the
-    memory reused. No effect on other platforms; opt out with ``PERSAM_MALLOC_TUNING=0``.
+    memory reused. It changes the whole process, so only shells (the CLI, the app, benchmarks) call it;
+    library users may. No effect on other platforms; opt out with ``PERSAM_MALLOC_TUNING=0``.
     """
     if os.environ.get("PERSAM_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
@@ -67,21 +61,50 @@ def load_sam(
     *,
     device: str | torch.device | None = "cpu",
     progress: bool = True,
+    runtime: str = "torch",
+    precision: str = "f32",
 ) -> Sam:
-    """A ready-to-use SAM: ``model`` is vit_t (MobileSAM, default), vit_b, vit_l or vit_h.
+    """A ready-to-use SAM: ``model`` names a registry entry (:mod:`persam.registry`): vit_t (MobileSAM,
+    default), vit_b, vit_l or vit_h.
 
     ``checkpoint`` is a local file; without it the official weights are found in the user cache or
-    downloaded (and always verified by sha256), see :func:`persam.checkpoints.resolve_checkpoint`.
-    """
-    from .checkpoints import CHECKPOINTS, resolve_checkpoint
+    downloaded (and always verified by sha256), see :func:`persam.checkpoints.resolve_checkpoint`. A local
+    file that is not the official one (fine-tuned weights of the same architecture) loads with a notice;
+    its own sha256 identifies it in saved concepts. Changes no process-wide state: shells opt in to
+    :func:`tune_cpu_allocator` themselves.
 
-    if model not in MODEL_CONFIGS:
-        raise PersamError(f"unknown model {model!r}; choose one of {', '.join(MODEL_CONFIGS)}")
+    ``runtime`` runs the image encoder: "torch" (default), "onnxruntime", "openvino", or "auto" (the fastest
+    installed, see :func:`persam.runtimes.preferred_runtime`; torch on a GPU); ``precision`` "f32" or "bf16"
+    (OpenVINO). A runtime whose package is missing raises a one-line :class:`PersamError`.
+    """
+    from .checkpoints import checkpoint_sha256, resolve_checkpoint
+
+    spec = get_spec(model)
     dev = resolve_device(device)
-    path = resolve_checkpoint(model, checkpoint, progress=progress)
-    sam = build_sam_from_config(MODEL_CONFIGS[model])
+    path = resolve_checkpoint(model, checkpoint, progress=progress, verify=checkpoint is None)
+    sha = checkpoint_sha256(model, path, official_check=checkpoint is not None)
+    sam = spec.build()
     load_weights(sam, load_state_dict_file(path), str(path))
-    sam.weights_sha256 = CHECKPOINTS[model].sha256  # resolve_checkpoint verified the file against it
-    if dev.type == "cpu":
-        tune_cpu_allocator()
-    return prepare_for_inference(sam).to(dev)
+    sam.model_name = spec.name
+    sam.weights_sha256 = sha
+    return use_runtime(prepare_for_inference(sam).to(dev), runtime, precision)
+
+
+def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32") -> Sam:
+    """Run ``sam``'s image encoder with ``runtime`` (see :func:`load_sam`); the model itself is unchanged.
+
+    The runtime's model is exported on first use and cached beside the weights (:mod:`persam.runtimes`).
+    """
+    if runtime == "auto":
+        from .runtimes import preferred_runtime
+
+        runtime = preferred_runtime() if sam.device.type == "cpu" else "torch"
+    if runtime == "torch" and precision == "f32":
+        sam.encoder_runtime = None
+        return sam
+    if sam.device.type != "cpu":
+        raise PersamError(f"--runtime {runtime} runs on the CPU; use --device cpu or --runtime torch")
+    from .runtimes import make_encoder
+
+    sam.encoder_runtime = make_encoder(sam, runtime, precision)
+    return sam

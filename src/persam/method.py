@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,86 +32,14 @@ import torch.nn.functional as F
 from .concept import check_model, read_concept, write_concept
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
+from .grid import cosine_map, mask_box, mask_to_grid, part_features, pool_target, prior_to_grid, reference_cells
 from .io import load_image, load_reference_mask, source_name
 from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
+from .prompts import check_prompt, point_arrays, prompt_mask
+from .results import Result
 from .settings import DEFAULT_METHOD, Settings
-from .transforms import grid_to_image, pad_to_square, resize_image, resized_shape
-
-
-@dataclass
-class Result:
-    """What :meth:`PerSAM.segment` found in one image."""
-
-    mask: np.ndarray  # HxW bool at the image's original size
-    score: float  # in [0, 1]: is the object here? (see PerSAM.segment)
-    iou_prediction: float  # SAM's own estimate of the final mask's IoU
-    similarity: float  # how well the mask's features explain the reference object's parts, in [0, 1]
-    points: list[tuple[float, float, int]]  # (x, y, label) clicks used; label 1 = object, 0 = background
-    box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 (inclusive) box prompt of the last refinement
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: encoder, decoder, total
-    logits: torch.Tensor | None = field(default=None, repr=False)  # (4h, 4w) low-res logits of the mask
-
-    @property
-    def found(self) -> bool:
-        return bool(self.mask.any())
-
-    def to_record(self) -> dict:
-        """JSON-ready summary (no mask)."""
-        return {
-            "score": round(self.score, 4),
-            "iou_prediction": round(self.iou_prediction, 4),
-            "similarity": round(self.similarity, 4),
-            "area": int(self.mask.sum()),
-            "points": [[round(x, 1), round(y, 1), int(label)] for x, y, label in self.points],
-            "box": list(self.box) if self.box is not None else None,
-            "seconds": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-
-
-def mask_to_grid(mask: np.ndarray, img_size: int, grid: int) -> torch.Tensor:
-    """Fraction of each encoder-grid cell covered by a full-resolution bool mask, (grid, grid) in [0, 1]."""
-    size = resized_shape(mask.shape, img_size)
-    resized = resize_image((mask.astype(np.uint8) * 255)[..., None].repeat(3, axis=2), size)[..., 0]
-    x = pad_to_square(torch.from_numpy(resized.astype(np.float32) / 255.0)[None, None], img_size)
-    return F.interpolate(x, (grid, grid), mode="bilinear", align_corners=False)[0, 0]
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Tight (x0, y0, x1, y1) box of a bool mask, None when empty."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    if ys.size == 0:
-        return None
-    return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
-
-
-def cosine_map(target: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of a (C,) target with every location of (1, C, h, w) features -> (h, w)."""
-    feats = F.normalize(features[0], dim=0)
-    return torch.einsum("c,chw->hw", F.normalize(target, dim=0), feats)
-
-
-def reference_cells(emb: ImageEmbedding, mask: np.ndarray, img_size: int, threshold: float) -> torch.Tensor:
-    """Features (N, C) of the encoder-grid cells that lie inside the reference mask."""
-    feats = emb.features[0]
-    coverage = mask_to_grid(mask, img_size, feats.shape[-1]).to(feats.device)
-    cells = coverage > threshold
-    if not cells.any():  # object smaller than a cell: use the cells it covers most
-        cells = coverage >= coverage.max() * 0.5
-    return feats[:, cells].T
-
-
-def pool_target(cells: torch.Tensor, pooling: str) -> torch.Tensor:
-    """The target embedding (C,) from reference cells (N, C): their mean, or mean/2 + max/2 (PerSAM-F)."""
-    if pooling == "mean-max":
-        return cells.mean(0) / 2 + cells.amax(0) / 2
-    return cells.mean(0)
-
-
-def part_features(cells: torch.Tensor) -> torch.Tensor:
-    """Unit-length reference cells, stored at half precision (the score needs no more; concepts stay small)."""
-    return F.normalize(cells.float(), dim=1).half().float()
+from .transforms import grid_to_image
 
 
 @dataclass(frozen=True)
@@ -162,6 +90,12 @@ class PerSAM:
         self.references = references or []  # what the object was learnt from: [{"name", "size"}]
         self.reference_masks: list[np.ndarray] = []  # the references' masks (not saved in concepts)
         self.fit_seconds = 0.0
+        # what this concept scores on its own reference(s): presence is judged relative to it (persam.album);
+        # None for concepts saved before it was recorded
+        self.reference_score: float | None = None
+        # the colours of the object in the references (persam.presence: a look-alike of the same class seldom
+        # has them); None for concepts saved before it was recorded
+        self.presence_colour: np.ndarray | None = None
 
     @property
     def reference_mask(self) -> np.ndarray | None:
@@ -184,6 +118,7 @@ class PerSAM:
         device: str = "cpu",
         sam=None,
         progress: bool = True,
+        name: str | None = None,
     ) -> PerSAM:
         """Personalize from one reference ``image`` and its object ``mask``.
 
@@ -192,21 +127,24 @@ class PerSAM:
         plain SAM then makes the reference mask (kept in :attr:`reference_mask`). ``method`` is "persam-f"
         (default: fits 2 weights in well under a second) or "persam" (training-free); ``settings`` overrides
         it. ``sam`` reuses an already loaded model; otherwise ``model``/``checkpoint`` are resolved (see
-        :func:`persam.load_sam`).
+        :func:`persam.load_sam`). ``name`` labels the reference in saved concepts (default: its path).
         """
         sam = _model(sam, model, checkpoint, device, progress)
         predictor = SamPredictor(sam)
         if mask is None and not points and box is None:
             raise ValueError("give a reference mask, or points/box to make one")
         rgb = load_image(image)
+        name = source_name(image, name, "reference image")
+        if mask is None:
+            check_prompt(points or [], box, rgb.shape[:2], name)
         ref_mask = load_reference_mask(mask, rgb) if mask is not None else None  # checked before encoding
         emb = predictor.encode(rgb)
         if ref_mask is None:
             ref_mask = prompt_mask(predictor, emb, points or [], box)
             if not ref_mask.any():
-                raise InputError("the reference prompt: SAM found no object there, try another point or box")
-        name = source_name(image, None, "reference image")
-        return cls.from_embeddings(predictor, [emb], [ref_mask], settings or Settings.for_method(method), [name])
+                raise InputError(f"{name}: SAM found no object at the reference prompt, try another point or box")
+        return cls.from_embeddings(predictor, [emb], [ref_mask], settings or Settings.for_method(method), [name],
+                                   images=[rgb])
 
     @classmethod
     def from_references(
@@ -233,13 +171,15 @@ class PerSAM:
             raise ValueError("give one mask per reference image (and at least one)")
         sam = _model(sam, model, checkpoint, device, progress)
         predictor = SamPredictor(sam)
-        embs, ref_masks = [], []
+        embs, ref_masks, rgbs = [], [], []
         for image, mask in zip(images, masks, strict=True):
             rgb = load_image(image)
+            rgbs.append(rgb)
             ref_masks.append(load_reference_mask(mask, rgb))
             embs.append(predictor.encode(rgb))
         names = names or [source_name(image, None, f"reference image {i + 1}") for i, image in enumerate(images)]
-        return cls.from_embeddings(predictor, embs, ref_masks, settings or Settings.for_method(method), names)
+        return cls.from_embeddings(predictor, embs, ref_masks, settings or Settings.for_method(method), names,
+                                   images=rgbs)
 
     @classmethod
     def from_embedding(
@@ -256,9 +196,14 @@ class PerSAM:
         masks: list[np.ndarray],
         settings: Settings | None = None,
         names: list[str] | None = None,
+        images: list[np.ndarray] | None = None,
     ) -> PerSAM:
-        """Personalize from already encoded references and their bool masks (PerSAM-F fits here)."""
-        settings = settings or Settings()
+        """Personalize from already encoded references and their bool masks (PerSAM-F fits here).
+
+        Without ``settings``, the default method (:data:`persam.settings.DEFAULT_METHOD`), as everywhere else.
+        ``images`` (the references' RGB arrays) give the object's colours to the presence score.
+        """
+        settings = settings or Settings.for_method(DEFAULT_METHOD)
         img_size = predictor.model.img_size
         cells = torch.cat([reference_cells(e, m, img_size, settings.feature_mask_threshold) for e, m in zip(
             embs, masks, strict=True)])
@@ -275,7 +220,26 @@ class PerSAM:
             start = time.perf_counter()
             persam.fusion_weights = persam._fit(embs, masks)
             persam.fit_seconds = time.perf_counter() - start
+        if images is not None:
+            from .presence import reference_histogram
+
+            persam.presence_colour = reference_histogram(list(images), list(masks))
+        persam.reference_score = persam._reference_score(embs, images)
         return persam
+
+    def _reference_score(self, embs: list[ImageEmbedding], images: list[np.ndarray] | None) -> float | None:
+        """The presence score this concept gives its own references (mean), the scale presence is judged on.
+
+        Uses the one presence hook (:func:`persam.album.presence_score`). None when the concept does not even
+        find itself (presence then falls back to an absolute rule).
+        """
+        from .album import presence_score  # the album module builds on this one
+
+        pixels = images if images is not None else [None] * len(embs)
+        scores = [presence_score(self, emb, self.segment_embedding(emb), rgb) for emb, rgb in zip(
+            embs, pixels, strict=True)]
+        mean = float(np.mean(scores)) if scores else 0.0
+        return mean if mean > 0 else None
 
     def _fit(self, embs: list[ImageEmbedding], masks: list[np.ndarray]) -> torch.Tensor:
         """PerSAM-F: fit the fusion weights on the references' own first-step masks (decoder run once each)."""
@@ -296,13 +260,18 @@ class PerSAM:
         meta = {
             "model": sam.model_name,
             "weights_sha256": sam.weights_sha256,
+            "features": self.predictor.feature_source.name,
             "settings": self.settings.to_dict(),
             "references": self.references,
         }
+        if self.reference_score is not None:
+            meta["reference_score"] = float(self.reference_score)
         arrays = {
             "target_embedding": self.target_embedding.float().cpu().numpy(),
             "part_features": self.part_features.half().cpu().numpy(),
         }
+        if self.presence_colour is not None:
+            arrays["presence_colour"] = np.asarray(self.presence_colour, dtype=np.float32)
         if self.fusion_weights is not None:
             arrays["fusion_weights"] = self.fusion_weights.float().cpu().numpy()
         write_concept(path, meta, arrays)
@@ -322,21 +291,39 @@ class PerSAM:
         meta, arrays = read_concept(path)
         if sam is None:
             sam = _model(None, meta["model"], checkpoint, device, progress)
-        check_model(path, meta, arrays, sam)
+        return cls.from_concept(path, meta, arrays, sam)
+
+    @classmethod
+    def from_concept(cls, path: str | os.PathLike, meta: dict, arrays: dict, sam) -> PerSAM:
+        """A concept already read by :func:`persam.concept.read_concept` (a shell checks it before loading
+        the model, then builds from it without reading the file again)."""
+        predictor = SamPredictor(sam)
+        check_model(path, meta, arrays, sam, predictor.feature_source.name)
         try:
             settings = Settings.from_dict(meta["settings"])
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: not a usable persam concept (settings: {exc})") from exc
         dev = sam.device
         fusion = arrays.get("fusion_weights")
-        return cls(
-            SamPredictor(sam),
+        persam = cls(
+            predictor,
             torch.from_numpy(arrays["target_embedding"]).to(dev),
             torch.from_numpy(arrays["part_features"]).float().to(dev),
             settings,
             torch.from_numpy(fusion).to(dev) if fusion is not None else None,
             meta.get("references", []),
         )
+        ref = meta.get("reference_score")  # absent in concepts saved before it was recorded
+        if isinstance(ref, (int, float)) and not isinstance(ref, bool) and 0 < ref <= 1:
+            persam.reference_score = float(ref)
+        colour = arrays.get("presence_colour")
+        if colour is not None:
+            from .presence import HISTOGRAM_BINS
+
+            if colour.shape != (HISTOGRAM_BINS,):
+                raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
+            persam.presence_colour = colour.astype(np.float32)
+        return persam
 
     # -------------------------------------------------------------- segmenting
     def segment(self, image) -> Result:
@@ -350,8 +337,13 @@ class PerSAM:
         compare scores for one reference rather than across references).
         """
         start = time.perf_counter()
-        emb = self.predictor.encode(load_image(image))
+        rgb = load_image(image)
+        emb = self.predictor.encode(rgb)
         result = self.segment_embedding(emb)
+        if self.settings.zoom:
+            from .refine import zoom_refine
+
+            result = zoom_refine(self, emb, rgb, result)
         result.timings["total"] = time.perf_counter() - start
         return result
 
@@ -359,7 +351,7 @@ class PerSAM:
     def location_map(self, emb: ImageEmbedding) -> torch.Tensor:
         """The location confidence map: cosine similarity with the target embedding, (H, W) at image size."""
         img_size = self.predictor.model.img_size
-        sim = cosine_map(self.target_embedding, emb.features)  # (h, w) on the padded grid
+        sim = cosine_map(self.target_embedding, emb.match_features)  # (h, w) on the padded grid
         sim_up = F.interpolate(sim[None, None], scale_factor=4, mode="bilinear", align_corners=False)
         return grid_to_image(sim_up, img_size, emb.input_size, emb.original_size)[0, 0]
 
@@ -393,7 +385,7 @@ class PerSAM:
             grid = emb.features.shape[-1]
             attn_sim = prior_to_grid(z, grid, img_size, emb.input_size).sigmoid().reshape(1, 1, 1, -1)
         target = self.target_embedding.reshape(1, 1, -1) if s.semantic_prompt else None
-        coords, labels = _point_arrays(points)
+        coords, labels = point_arrays(points)
         multi = s.method == "persam-f"
         box = mask_input = None
         if hint is not None:
@@ -405,11 +397,25 @@ class PerSAM:
 
     @torch.inference_mode()
     def segment_embedding(self, emb: ImageEmbedding, hint: Hint | None = None) -> Result:
-        """:meth:`segment` on an already encoded image; ``hint`` steers the first decoding (video)."""
+        """:meth:`segment` on an already encoded image; ``hint`` steers the first decoding (video).
+
+        Without a hint, the settings' ``candidates`` and ``complete_parts`` (:mod:`persam.refine`) apply.
+        """
+        s = self.settings
+        if hint is None and (s.candidates > 1 or s.complete_parts):
+            from . import refine
+
+            result = (refine.segment_candidates(self, emb, k=s.candidates) if s.candidates > 1
+                      else self._segment_once(emb, None))
+            return refine.complete_parts(self, emb, result) if s.complete_parts else result
+        return self._segment_once(emb, hint)
+
+    def _segment_once(self, emb: ImageEmbedding, hint: Hint | None) -> Result:
+        """One PerSAM decoding: location prior (or hint) -> first masks -> fusion -> cascaded refinement."""
         start = time.perf_counter()
         p = self.predictor
         first = self.first_decode(emb, hint)
-        coords, labels = _point_arrays(first.points)
+        coords, labels = point_arrays(first.points)
         if self.fusion_weights is not None:  # PerSAM-F: fuse the 3 masks; both refinements use a box
             w = self.fusion_weights.to(first.logits)
             logits, iou = torch.einsum("k,khw->hw", w, first.logits), (w * first.iou).sum()
@@ -433,7 +439,7 @@ class PerSAM:
         """The :class:`Result` of final low-res ``logits`` with SAM's predicted ``iou``: the full-size mask
         and its score; decoder seconds count from ``start``."""
         mask = self.predictor.upscale(emb, logits[None])[0].numpy() > 0
-        similarity = self._part_similarity(emb.features, logits)
+        similarity = self._part_similarity(emb.match_features, logits)
         score = float(np.clip(float(iou), 0, 1) * similarity) if mask.any() else 0.0
         timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
         return Result(mask, score, float(iou), similarity, points, box, timings, logits)
@@ -447,39 +453,6 @@ class PerSAM:
         found = F.normalize(features[0][:, inside], dim=0)  # (C, N_found)
         best = (self.part_features.to(found) @ found).amax(dim=1)
         return float(best.mean().clamp(0.0, 1.0))
-
-
-def prior_to_grid(z: torch.Tensor, grid: int, img_size: int, input_size: tuple[int, int]) -> torch.Tensor:
-    """Place an image-sized map on the padded (grid, grid) encoder square, aligned with the features.
-
-    The image occupies the top-left ``input_size`` of the ``img_size`` square; the padding gets the map's
-    minimum (no attention boost there). For a square image this is the paper's single interpolation.
-    """
-    h = max(1, round(grid * input_size[0] / img_size))
-    w = max(1, round(grid * input_size[1] / img_size))
-    small = F.interpolate(z[None, None], (h, w), mode="bilinear", align_corners=False)
-    return pad_to_square(small, grid, value=float(z.min()))[0, 0]
-
-
-def prompt_mask(
-    predictor: SamPredictor,
-    emb: ImageEmbedding,
-    points: list[tuple[float, float, int]],
-    box: tuple[float, float, float, float] | None,
-) -> np.ndarray:
-    """Plain SAM mask from clicks and/or a box (best of the multi-mask outputs for ambiguous prompts)."""
-    coords, labels = _point_arrays(points) if points else (None, None)
-    box_arr = np.asarray(box, dtype=np.float32) if box is not None else None
-    single = box is not None or len(points) > 1
-    out = predictor.predict(emb, coords, labels, box=box_arr, multimask_output=not single)
-    i = int(torch.argmax(out.iou))
-    return predictor.upscale(emb, out.logits[i : i + 1])[0].numpy() > 0
-
-
-def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, np.ndarray]:
-    coords = np.array([pt[:2] for pt in points], dtype=np.float32)
-    labels = np.array([pt[2] for pt in points], dtype=np.int64)
-    return coords, labels
 
 
 def _model(sam, model: str, checkpoint, device, progress: bool):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .encoders import DEFAULT_FEATURES, FeatureSource, ImageEncoder, TorchEncoder
 from .modeling import Sam
 from .transforms import apply_coords, grid_to_image, pad_to_square, resize_image, resized_shape
 
@@ -21,10 +22,16 @@ from .transforms import apply_coords, grid_to_image, pad_to_square, resize_image
 class ImageEmbedding:
     """An encoded image: what every later decoding of that image needs."""
 
-    features: torch.Tensor  # (1, C, h, w) on the padded input square
+    features: torch.Tensor  # (1, C, h, w) SAM's embedding on the padded input square (what the decoder reads)
     original_size: tuple[int, int]  # (H, W)
     input_size: tuple[int, int]  # (h, w) of the resized image inside the square
     seconds: float = 0.0  # encoder wall time
+    prior_features: torch.Tensor | None = None  # (1, C', h, w) for the location prior and score; None: features
+
+    @property
+    def match_features(self) -> torch.Tensor:
+        """The features the location prior and the part-similarity score are computed on."""
+        return self.features if self.prior_features is None else self.prior_features
 
 
 @dataclass
@@ -36,10 +43,17 @@ class Decoded:
 
 
 class SamPredictor:
-    """Thin, stateless wrapper around :class:`Sam` for one image at a time."""
+    """Thin, stateless wrapper around :class:`Sam` for one image at a time.
 
-    def __init__(self, model: Sam) -> None:
+    The image features come from ``encoder`` (default: the model's own PyTorch encoder, see
+    :mod:`persam.encoders`); the location prior and score use ``feature_source`` (default: SAM's features).
+    """
+
+    def __init__(self, model: Sam, encoder: ImageEncoder | None = None,
+                 feature_source: FeatureSource | None = None) -> None:
         self.model = model
+        self.encoder = encoder or model.encoder_runtime or TorchEncoder(model.image_encoder)
+        self.feature_source = feature_source or DEFAULT_FEATURES
 
     @property
     def device(self) -> torch.device:
@@ -58,8 +72,10 @@ class SamPredictor:
         """Run the image encoder once; reuse the result for every prompt on this image."""
         start = time.perf_counter()
         x, input_size = self.preprocess(image)
-        features = self.model.image_encoder(x)
-        return ImageEmbedding(features, image.shape[:2], input_size, time.perf_counter() - start)
+        features = self.encoder(x)
+        source = self.feature_source
+        prior = None if source is DEFAULT_FEATURES else source.features(x, features)
+        return ImageEmbedding(features, image.shape[:2], input_size, time.perf_counter() - start, prior)
 
     @torch.inference_mode()
     def predict(

@@ -24,6 +24,10 @@ class Settings:
     feature_mask_threshold: float = 0.5
     fit_steps: int = 1000  # PerSAM-F: AdamW steps fitting the fusion weights
     fit_lr: float = 1e-3  # PerSAM-F: initial learning rate (cosine-annealed)
+    # Where one-shot is hard (persam.refine; measured in the README, off by default):
+    candidates: int = 1  # decode from up to this many peaks of the confidence map, keep the best score
+    complete_parts: bool = False  # add the object's missing parts from where they match (a second click)
+    zoom: bool = False  # decode again on a crop around the mask encoded at full resolution (+1 encoder pass)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -36,6 +40,8 @@ class Settings:
             raise ValueError("feature_mask_threshold must be in [0, 1)")
         if self.fit_steps < 0 or self.fit_lr <= 0:
             raise ValueError("fit_steps must be >= 0 and fit_lr > 0")
+        if self.candidates < 1:
+            raise ValueError("candidates must be at least 1")
 
     @classmethod
     def for_method(cls, method: str = DEFAULT_METHOD, **overrides) -> Settings:
@@ -66,6 +72,10 @@ class Settings:
 PERSAM_F_DEFAULTS: dict = {"target": "mean-max", "guided_attention": False, "semantic_prompt": False,
                            "negative_point": False}
 
+
+#: Albums: a concept is present in a photo when its presence score is at least this x the score it gives its
+#: own reference (persam.album; chosen on the album benchmark, see the README).
+DEFAULT_PRESENCE = 0.7
 
 VIDEO_SCHEMES = ("persam", "paper", "per-frame")
 DEFAULT_SCHEME = "persam"

@@ -39,9 +39,12 @@ from PIL import Image
 from . import loading
 from .errors import InputError
 from .frames import Frame, FrameSource
+from .grid import mask_box
 from .io import load_object_masks, load_reference_mask
-from .method import Hint, PerSAM, Result, _point_arrays, mask_box
+from .method import Hint, PerSAM
 from .predictor import ImageEmbedding, SamPredictor
+from .prompts import point_arrays
+from .results import Result
 from .settings import DEFAULT_METHOD, Settings, VideoSettings
 
 #: PerSAM settings of the paper's video script: mean/2 + max/2 target, positive clicks only, no guided
@@ -79,6 +82,9 @@ class FrameResult:
     labels: np.ndarray  # (H, W) uint8 object ids, 0 = background
     objects: list[ObjectFrame]
     seconds: dict[str, float] = field(default_factory=dict)
+    # Where each object's track stands after this frame (its last box; None: searching the whole frame).
+    # A run saved with it resumes from this frame exactly as if it had not stopped.
+    track: dict[int, tuple[int, int, int, int] | None] = field(default_factory=dict)
 
     def mask(self, object_id: int) -> np.ndarray:
         return self.labels == object_id
@@ -101,6 +107,11 @@ class ObjectTrack:
         if self.settings.scheme == "persam":
             own = self.persam.segment_embedding(emb, self._hint(emb))
             self.reference_score = own.score if own.score > 0 else 1.0
+
+    def restore(self, box: tuple[int, int, int, int] | None) -> None:
+        """Continue from a saved frame: the object was last seen in ``box`` (None: not seen)."""
+        self.box = tuple(int(v) for v in box) if box is not None else None
+        self.logits = None
 
     def _hint(self, emb: ImageEmbedding) -> Hint | None:
         if self.box is None:
@@ -157,7 +168,7 @@ def paper_video_step(persam: PerSAM, emb: ImageEmbedding, prev_box: tuple[int, i
     if prev_box is not None:
         box = grow_box(prev_box, 0.0, 10, emb.original_size)
         points.append(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2, 1))
-    coords, labels = _point_arrays(points)
+    coords, labels = point_arrays(points)
     box_arr = np.asarray(box, dtype=np.float32) if box is not None else None
     out = p.predict(emb, coords, labels, box=box_arr, multimask_output=True)
     areas = (out.logits > 0).flatten(1).sum(1)
@@ -201,7 +212,13 @@ class VideoTracker:
         labels = self._labels(emb, objects)
         for obj in objects:  # what each object finally holds after overlaps are resolved
             obj.result.mask = labels == obj.object_id
-        return FrameResult(labels, objects, {"encoder": emb.seconds, "decoder": time.perf_counter() - start})
+        seconds = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
+        return FrameResult(labels, objects, seconds, {t.object_id: t.box for t in self.tracks})
+
+    def restore(self, track: dict[int, tuple[int, int, int, int] | None]) -> None:
+        """Continue from a saved :attr:`FrameResult.track` (after :meth:`start` on the reference frame)."""
+        for t in self.tracks:
+            t.restore(track.get(t.object_id))
 
     def _labels(self, emb: ImageEmbedding, objects: list[ObjectFrame]) -> np.ndarray:
         """One id per pixel: where masks overlap, the object with the highest logit there wins."""
@@ -260,12 +277,20 @@ def _packed(result: FrameResult) -> tuple[bytes, tuple[int, int], list[ObjectFra
     return buf.getvalue(), result.labels.shape, result.objects
 
 
-def _unpacked(packed: tuple[bytes, tuple[int, int], list[ObjectFrame]], seconds: dict) -> FrameResult:
+def _unpacked(packed: tuple[bytes, tuple[int, int], list[ObjectFrame]], seconds: dict, track: dict) -> FrameResult:
     data, _, objects = packed
     labels = np.asarray(Image.open(io.BytesIO(data)))
     for obj in objects:
         obj.result.mask = labels == obj.object_id
-    return FrameResult(labels, objects, seconds)
+    return FrameResult(labels, objects, seconds, track)
+
+
+def _timed_step(tracker: VideoTracker, predictor: SamPredictor, frame: Frame) -> FrameResult:
+    """Encode and segment one frame; ``seconds["total"]`` is this frame's own work (encoder + decoder)."""
+    start = time.perf_counter()
+    result = tracker.step(predictor.encode(frame.image))
+    result.seconds["total"] = time.perf_counter() - start
+    return result
 
 
 def segment_video(
@@ -281,7 +306,9 @@ def segment_video(
     device: str = "cpu",
     progress: bool = True,
     on_frame: Callable[[], None] | None = None,
-) -> Iterator[tuple[Frame, FrameResult]]:
+    resume: tuple[int, dict[int, tuple[int, int, int, int] | None]] | None = None,
+    model_loader: Callable[[], object] | None = None,
+) -> Iterator[tuple[Frame, FrameResult | None]]:
     """Segment the reference object(s) in every frame of ``video``; yields ``(frame, result)`` in video order.
 
     ``video`` is a video file or a folder of frames. ``masks`` are the objects in the reference frame
@@ -291,6 +318,12 @@ def segment_video(
     (read back from a temporary folder for video files) and held as compressed masks until their turn.
     The reference frame's result is its given mask. ``on_frame`` is called after each frame is segmented
     (for progress bars: frames before the reference are segmented before their results are yielded).
+
+    ``model_loader`` (a shell's own way to load the model, called only once the input has been checked)
+    replaces ``sam``/``model``/``checkpoint``. ``resume`` = ``(index, track)``: continue a run that stopped
+    after frame ``index`` (at or after the
+    reference), whose result had ``track``; frames up to ``index`` are yielded with ``None`` instead of a
+    result (not segmented again), the rest exactly as an uninterrupted run would give them.
     """
     tick = on_frame or (lambda: None)
     source = video if isinstance(video, FrameSource) else FrameSource(video)
@@ -298,8 +331,11 @@ def segment_video(
     ref_index = reference_frame if isinstance(reference_frame, int) else source.index_of(str(reference_frame))
     if not 0 <= ref_index < len(source):
         raise InputError(f"{source.path}: no frame {ref_index} (the video has {len(source)})")
+    if resume is not None and resume[0] < ref_index:
+        raise ValueError("a video run resumes only after its reference frame")
 
-    before = _SpilledFrames() if ref_index > 0 and not source.is_folder else None
+    resumed = resume is not None
+    before = _SpilledFrames() if ref_index > 0 and not source.is_folder and not resumed else None
     frames = iter(source)
     try:
         ref_frame = None
@@ -309,6 +345,8 @@ def segment_video(
                 break
             if before is not None:
                 before.add(frame)
+            elif resumed:
+                yield frame, None
         if ref_frame is None:
             raise InputError(f"{source.path}: frame {ref_index} cannot be read")
         if isinstance(masks, (list, tuple)) and len(masks) > 1:  # one object per mask, ids 1, 2, ...
@@ -318,7 +356,9 @@ def segment_video(
         ids = [i for i, _ in objects]
         ref_masks = [m for _, m in objects]
 
-        sam = sam if sam is not None else loading.load_sam(model, checkpoint, device=device, progress=progress)
+        if sam is None:
+            sam = model_loader() if model_loader is not None else loading.load_sam(
+                model, checkpoint, device=device, progress=progress)
         predictor = SamPredictor(sam)
         ref_emb = predictor.encode(ref_frame.image)
         persam_settings = video_persam_settings(settings.scheme, method)
@@ -335,7 +375,21 @@ def segment_video(
             ref_labels[m] = i
         ref_objects = [ObjectFrame(i, True, Result(ref_labels == i, 1.0, 1.0, 1.0, [], mask_box(m)))
                        for i, m in zip(ids, ref_masks, strict=True)]
-        ref_result = FrameResult(ref_labels, ref_objects, {"encoder": ref_emb.seconds})
+        ref_seconds = {"encoder": ref_emb.seconds, "total": ref_emb.seconds}
+        ref_result = FrameResult(ref_labels, ref_objects, ref_seconds, {i: mask_box(m) for i, m in objects})
+
+        if resumed:
+            tracker = new_tracker()
+            tracker.restore(resume[1])
+            yield ref_frame, None
+            for frame in frames:
+                if frame.index <= resume[0]:
+                    yield frame, None
+                    continue
+                result = _timed_step(tracker, predictor, frame)
+                tick()
+                yield frame, result
+            return
 
         if ref_index > 0:  # backwards from the reference first; those results wait for their turn, compressed
             tracker = new_tracker()
@@ -343,21 +397,21 @@ def segment_video(
                 source.read(k) for k in range(ref_index - 1, -1, -1))
             held = {}
             for frame in earlier:
-                result = tracker.step(predictor.encode(frame.image))
-                held[frame.index] = (_packed(result), result.seconds)
+                result = _timed_step(tracker, predictor, frame)
+                held[frame.index] = (_packed(result), result.seconds, result.track)
                 tick()
             again = (source.read(k) for k in range(ref_index)) if source.is_folder else iter(source)
             with closing(again):  # a second decoder, closed as soon as it reaches the reference
                 for frame in again:
                     if frame.index >= ref_index:
                         break
-                    packed, seconds = held.pop(frame.index)
-                    yield frame, _unpacked(packed, seconds)
+                    packed, seconds, track = held.pop(frame.index)
+                    yield frame, _unpacked(packed, seconds, track)
         tick()
         yield ref_frame, ref_result
         tracker = new_tracker()
         for frame in frames:  # the decoder is just past the reference frame
-            result = tracker.step(predictor.encode(frame.image))
+            result = _timed_step(tracker, predictor, frame)
             tick()
             yield frame, result
     finally:

@@ -13,7 +13,7 @@ from persam import cli
 from persam.frames import FrameSource
 from persam.metrics import region_similarity
 
-from ..conftest import SHARED_DATA, require_data
+from ..conftest import SHARED_DATA, evaldata, require_data
 
 DAVIS = SHARED_DATA / "davis2016-train-subset" / "DAVIS"
 
@@ -28,7 +28,7 @@ def _frame(seq, k):
 
 
 def _gt(seq, k):
-    return np.asarray(Image.open(DAVIS / "Annotations" / "480p" / seq / f"{k:05d}.png").convert("L")) > 127
+    return evaldata.read_ids(DAVIS / "Annotations" / "480p" / seq / f"{k:05d}.png") > 0
 
 
 @pytest.mark.integration
@@ -77,5 +77,7 @@ def test_video_file_with_a_reference_in_the_middle(mobilesam, davis, tmp_path, l
 
 @pytest.fixture
 def loads_mobilesam(mobilesam, monkeypatch):
-    """The command line reuses the session's MobileSAM instead of loading it again."""
+    """The command line reuses the session's MobileSAM instead of loading it again (with its PyTorch encoder:
+    the shared model must not be switched to another runtime for the tests that follow)."""
     monkeypatch.setattr("persam.loading.load_sam", lambda *a, **k: mobilesam)
+    monkeypatch.setattr("persam.loading.use_runtime", lambda sam, *a, **k: sam)

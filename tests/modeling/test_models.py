@@ -26,15 +26,18 @@ def test_encoder_output_shape_and_batching(name):
 
 
 @pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
-def test_state_dict_roundtrip_is_strict_and_exact(name):
-    src = build_sam_from_config(TINY_CONFIGS[name])
-    dst = build_sam_from_config(TINY_CONFIGS[name])
-    dst.load_state_dict(src.state_dict(), strict=True)
-    src.eval()
-    dst.eval()
-    x = torch.randn(1, 3, TINY_CONFIGS[name].img_size, TINY_CONFIGS[name].img_size)
-    with torch.no_grad():
-        assert torch.equal(src.image_encoder(x), dst.image_encoder(x))
+def test_weights_that_do_not_fit_are_refused_naming_the_keys(name):
+    from persam.errors import CheckpointError
+    from persam.modeling import load_weights
+
+    state = build_sam_from_config(TINY_CONFIGS[name]).state_dict()
+    other = "vit_b" if name != "vit_b" else "vit_t"
+    with pytest.raises(CheckpointError, match="weights do not fit this model") as exc:
+        load_weights(build_sam_from_config(TINY_CONFIGS[other]), state, "w.pt")
+    assert str(exc.value).startswith("w.pt: ")
+    renamed = {("module." + k if k.startswith("mask_decoder.iou") else k): v for k, v in state.items()}
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(e.g. module.mask_decoder.iou"):
+        load_weights(build_sam_from_config(TINY_CONFIGS[name]), renamed, "w.pt")
 
 
 # Shapes of official checkpoint tensors (from the released state dicts).

@@ -17,8 +17,8 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+        # The normalised size is the weight's (a constant), not read from ``x``: graph exporters need that.
+        x = F.layer_norm(x.permute(0, 2, 3, 1), tuple(self.weight.shape), self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 
 

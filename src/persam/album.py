@@ -1,0 +1,458 @@
+"""Albums: is my object in this photo, every instance of it, and several concepts in one pass.
+
+In an album most photos do not show the object, some show it twice, and people keep several concepts (two
+dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class:`Findings`:
+
+* **present or absent** -- one rule, in one place: a concept is present when its presence score
+  (:func:`presence_score`, the one hook) is at least :data:`DEFAULT_PRESENCE` x the score the concept gives
+  its own reference (:attr:`PerSAM.reference_score`, computed at fit time and kept in concept files).
+  Concepts saved before that was recorded use :data:`FALLBACK_REFERENCE_SCORE`. An absent concept gets an
+  empty mask; its score is kept, so photos can still be ranked.
+* **every instance** (``instances="all"``) -- after the first mask, further peaks of the location confidence
+  map outside what was found so far are decoded one by one; each decoding that is present on its own and is
+  not a duplicate of a kept instance (mask IoU > 0.5, or mostly inside one) is a new instance.
+* **several concepts** -- the photo is encoded once (optionally through an
+  :class:`~persam.embedding_cache.EmbeddingCache`) and every concept decoded; a pixel claimed by two
+  instances goes to the one with the higher mask logit there, as for objects in video.
+
+With one concept and ``instances="one"`` the mask of a photo is :meth:`PerSAM.segment`'s, unless its first
+score is unsure (between :data:`persam.presence.GRAY_FLOOR` and the threshold): then the best-scoring of the
+location map's peaks is kept (:func:`persam.presence.find`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import presence, settings
+from .errors import InputError
+from .grid import mask_box
+from .io import load_image
+from .method import Hint, PerSAM
+from .predictor import ImageEmbedding
+from .results import Result
+
+#: present when the presence score >= this x the concept's reference score (``--presence`` overrides it).
+DEFAULT_PRESENCE = settings.DEFAULT_PRESENCE
+#: the reference score assumed for concepts saved before theirs was recorded (a typical same-object score).
+FALLBACK_REFERENCE_SCORE = 0.85
+INSTANCE_MODES = ("one", "all")
+DEFAULT_MAX_INSTANCES = 5
+#: a new instance is a duplicate of a kept one when their masks' IoU is above this ...
+DUPLICATE_IOU = 0.5
+#: ... or when more than this fraction of either mask lies inside the other.
+DUPLICATE_INSIDE = 0.5
+#: peaks of the location map weaker than this x the first peak are not worth decoding (instances="all").
+PEAK_FLOOR = 0.75
+#: decodings tried per concept beyond the first, as a multiple of the instances still wanted.
+ATTEMPTS_PER_INSTANCE = 2
+#: around every peak tried (and every mask found) this many encoder-grid cells are not searched again.
+BLOCK_CELLS = 1.5
+#: concept name for a personalization given without one (``--ref`` instead of a concept file).
+DEFAULT_CONCEPT = "object"
+
+
+def presence_score(persam: PerSAM, emb: ImageEmbedding, result: Result, image: np.ndarray | None) -> float:
+    """How sure we are that ``result`` (from ``persam.segment_embedding(emb)``) is the concept's object, in [0, 1].
+
+    The one hook for presence: every decision (photos, extra instances, the concept's own reference score at
+    fit time) goes through it. :func:`persam.presence.presence_score`: the reference's parts found in the mask
+    and the mask's parts found in the reference, times the agreement of their colours; without the pixels or
+    the concept's colours (concepts saved before they were recorded), the parts alone.
+    """
+    if image is not None and persam.presence_colour is not None:
+        return presence.presence_score(persam, emb, image, result, persam.presence_colour)
+    if result.logits is None or not result.found:
+        return 0.0
+    return presence.mutual_part_similarity(persam.part_features, emb.match_features, result.logits)
+
+
+def reference_score(persam: PerSAM) -> float:
+    """The concept's own reference score, or :data:`FALLBACK_REFERENCE_SCORE` for concepts without one."""
+    ref = getattr(persam, "reference_score", None)
+    return float(ref) if ref else FALLBACK_REFERENCE_SCORE
+
+
+def is_present(result: Result, score: float, reference: float, threshold: float = DEFAULT_PRESENCE) -> bool:
+    """The present/absent rule: a mask was found and its presence ``score`` is at least ``threshold`` x the
+    concept's ``reference`` score (so ``threshold`` 0 keeps every mask found, as plain PerSAM does)."""
+    return bool(result.found) and score >= threshold * reference
+
+
+def concept_name(path: str | os.PathLike) -> str:
+    """A concept's name is its file's stem (``my_dog.persam`` -> ``my_dog``)."""
+    return Path(path).stem
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Names made distinct by a numeric suffix (``dog``, ``dog-2``), in order."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 2
+        while candidate in seen:
+            candidate, n = f"{name}-{n}", n + 1
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def check_same_model(concepts: Sequence[tuple[str | os.PathLike, dict]]) -> None:
+    """All concepts of one pass must share the model (name, weights, feature source): the photo is encoded once.
+
+    ``concepts`` are (path, meta) pairs as read by :func:`persam.concept.read_concept`; a one-line
+    :class:`InputError` names the first concept that differs from the first one.
+    """
+    if not concepts:
+        return
+    first_path, first = concepts[0]
+
+    def ident(meta: dict) -> tuple:
+        return meta.get("model"), meta.get("weights_sha256"), meta.get("features", "sam")
+
+    for path, meta in concepts[1:]:
+        if ident(meta) != ident(first):
+            model, sha, feats = ident(meta)
+            model0, sha0, feats0 = ident(first)
+            raise InputError(
+                f"{os.fspath(path)}: made with {model} (weights {str(sha)[:12]}, {feats} features) but "
+                f"{os.fspath(first_path)} with {model0} (weights {str(sha0)[:12]}, {feats0} features); "
+                "concepts segmented together must share the model: fit them with the same --model"
+            )
+
+
+# ------------------------------------------------------------------------------------------ findings
+@dataclass
+class Instance:
+    """One present instance of a concept in a photo."""
+
+    id: int  # its value in the label map (1..N)
+    concept: str
+    score: float  # presence score
+    mask: np.ndarray  # HxW bool, after overlaps with other instances were resolved
+    result: Result  # the decoding it came from (its own mask before overlaps were resolved)
+    present: bool = True
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the mask, inclusive."""
+        return mask_box(self.mask)
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def to_record(self) -> dict:
+        box = self.box
+        return {"id": self.id, "concept": self.concept, "score": round(self.score, 4), "present": self.present,
+                "box": list(box) if box is not None else None, "area": self.area}
+
+
+@dataclass
+class ConceptFinding:
+    """What one concept gave on a photo: its first (best-peak) decoding and the decision on it."""
+
+    name: str
+    result: Result  # result.present is set; its mask is emptied when absent
+    score: float  # presence score of that decoding
+    present: bool
+    reference_score: float
+
+    def to_record(self) -> dict:
+        record = self.result.to_record()
+        record.pop("seconds", None)
+        record["score"] = round(self.score, 4)
+        return record
+
+
+@dataclass
+class Findings:
+    """Everything found in one photo: the label map of instance ids, the instances, each concept's decision."""
+
+    labels: np.ndarray  # HxW uint8: 0 background, i = instance i
+    instances: list[Instance]  # present ones, ids 1..N in order
+    concepts: list[ConceptFinding]
+    palette: bool  # write the mask as a palette PNG of ids (else 0/255: one concept, one instance)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: encoder, decoder, total
+    cached: bool | None = None  # encoder features read from the embedding cache (None: no cache)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Every instance together, HxW bool."""
+        return self.labels > 0
+
+    @property
+    def present(self) -> bool:
+        return bool(self.instances)
+
+    @property
+    def score(self) -> float:
+        """The best score seen: of the present instances, or of the concepts' decodings when none is present."""
+        scores = [i.score for i in self.instances] + [c.score for c in self.concepts]
+        return max(scores, default=0.0)
+
+    @property
+    def best(self) -> ConceptFinding:
+        """The concept with the highest score (the first on ties)."""
+        return max(self.concepts, key=lambda c: c.score)
+
+    @property
+    def points(self) -> list[tuple[float, float, int]]:
+        return self.best.result.points
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        return self.best.result.box
+
+    def to_record(self) -> dict:
+        """The results.jsonl fields of this photo (the run adds image, mask and overlay)."""
+        best = self.best.result.to_record()
+        record = {
+            "width": int(self.labels.shape[1]),
+            "height": int(self.labels.shape[0]),
+            "present": self.present,
+            "score": round(self.score, 4),
+            "iou_prediction": best["iou_prediction"],
+            "similarity": best["similarity"],
+            "area": int(self.mask.sum()),
+            "points": best["points"],
+            "box": best["box"],
+            "instances": [i.to_record() for i in self.instances],
+        }
+        if len(self.concepts) > 1:
+            record["concepts"] = {c.name: c.to_record() for c in self.concepts}
+        if self.cached is not None:
+            record["cached"] = self.cached
+        record["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
+        return record
+
+
+# ------------------------------------------------------------------------------------------ concepts
+class ConceptSet:
+    """Named personalizations that share one model, segmented together (each photo encoded once)."""
+
+    def __init__(self, concepts: Mapping[str, PerSAM] | Sequence[PerSAM] | PerSAM) -> None:
+        if isinstance(concepts, PerSAM):
+            concepts = {DEFAULT_CONCEPT: concepts}
+        elif not isinstance(concepts, Mapping):
+            items = list(concepts)
+            names = [DEFAULT_CONCEPT] if len(items) == 1 else [f"concept_{i + 1}" for i in range(len(items))]
+            concepts = dict(zip(names, items, strict=True))
+        if not concepts:
+            raise ValueError("give at least one concept")
+        self.names = list(concepts)
+        self.persams = list(concepts.values())
+        model = self.persams[0].predictor.model
+        for name, p in zip(self.names, self.persams, strict=True):
+            if p.predictor.model is not model:
+                raise ValueError(f"concept {name!r} runs on another model object: load the model once, "
+                                 "pass it as sam= to every concept")
+        self.predictor = self.persams[0].predictor
+
+    def __len__(self) -> int:
+        return len(self.persams)
+
+    @classmethod
+    def load(cls, paths: Sequence[str | os.PathLike], *, sam=None, checkpoint: str | None = None,
+             device: str = "cpu", progress: bool = True) -> ConceptSet:
+        """Concept files read and checked (same model for all) before their model is loaded, once."""
+        from .concept import read_concept
+        from .loading import load_sam
+
+        read = [(p, *read_concept(p)) for p in paths]
+        check_same_model([(p, meta) for p, meta, _ in read])
+        if sam is None:
+            sam = load_sam(read[0][1]["model"], checkpoint, device=device, progress=progress)
+        names = unique_names([concept_name(p) for p, _, _ in read])
+        return cls({n: PerSAM.from_concept(p, meta, arrays, sam)
+                    for n, (p, meta, arrays) in zip(names, read, strict=True)})
+
+
+# ------------------------------------------------------------------------------------------ segmenting
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a square of side 2 * radius + 1 (separable max filter, no SciPy needed)."""
+    if radius <= 0 or not mask.any():
+        return mask.copy()
+    t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    k = 2 * radius + 1
+    t = torch.nn.functional.max_pool2d(t, (k, 1), stride=1, padding=(radius, 0))
+    t = torch.nn.functional.max_pool2d(t, (1, k), stride=1, padding=(0, radius))
+    return t[0, 0].numpy() > 0
+
+
+def _is_duplicate(mask: np.ndarray, kept: Sequence[np.ndarray]) -> bool:
+    area = int(mask.sum())
+    for other in kept:
+        inter = int(np.logical_and(mask, other).sum())
+        if not inter:
+            continue
+        other_area = int(other.sum())
+        union = area + other_area - inter
+        if inter / union > DUPLICATE_IOU or inter / area > DUPLICATE_INSIDE or inter / other_area > DUPLICATE_INSIDE:
+            return True
+    return False
+
+
+@dataclass
+class _Candidate:
+    concept: str
+    score: float
+    result: Result
+
+
+class AlbumSegmenter:
+    """Segments photos for a :class:`ConceptSet`: presence, every instance, several concepts, one encoding.
+
+    ``instances`` is "one" (the best match per concept) or "all" (up to ``max_instances`` per concept);
+    ``presence`` the threshold of the present/absent rule (x each concept's reference score); ``cache`` an
+    :class:`~persam.embedding_cache.EmbeddingCache` or a folder for one. ``encode_count`` counts encodings.
+    """
+
+    def __init__(self, concepts: ConceptSet | Mapping[str, PerSAM] | Sequence[PerSAM] | PerSAM, *,
+                 instances: str = "one", max_instances: int = DEFAULT_MAX_INSTANCES,
+                 presence: float | None = None, cache=None) -> None:
+        from .embedding_cache import EmbeddingCache
+
+        self.concepts = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
+        if instances not in INSTANCE_MODES:
+            raise ValueError(f"instances must be one of {', '.join(INSTANCE_MODES)}, not {instances!r}")
+        if not 1 <= int(max_instances) <= 255:
+            raise ValueError("max_instances must be between 1 and 255")
+        self.instances = instances
+        self.max_instances = int(max_instances)
+        self.presence = DEFAULT_PRESENCE if presence is None else float(presence)
+        if cache is not None and not isinstance(cache, EmbeddingCache):
+            cache = EmbeddingCache(cache, self.concepts.predictor)
+        self.cache = cache
+        self.encode_count = 0
+
+    @property
+    def palette(self) -> bool:
+        """Masks are palette PNGs of instance ids unless there is one concept and one instance per photo."""
+        return len(self.concepts) > 1 or self.instances != "one"
+
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """The photo's embedding, once for all concepts (through the cache when there is one)."""
+        self.encode_count += 1
+        if self.cache is not None:
+            return self.cache.encode(image)
+        return self.concepts.predictor.encode(image)
+
+    def segment(self, image) -> Findings:
+        """Find every concept in ``image`` (a path, PIL image or HxWx3 array)."""
+        start = time.perf_counter()
+        rgb = load_image(image)
+        emb = self.encode(rgb)
+        findings = self.segment_embedding(emb, rgb)
+        findings.cached = self.cache.last_hit if self.cache is not None else None
+        findings.timings["total"] = time.perf_counter() - start
+        return findings
+
+    @torch.inference_mode()
+    def segment_embedding(self, emb: ImageEmbedding, image: np.ndarray | None = None) -> Findings:
+        """:meth:`segment` on an already encoded photo (``image``: its pixels, for the presence hook)."""
+        start = time.perf_counter()
+        concept_findings: list[ConceptFinding] = []
+        candidates: list[_Candidate] = []
+        for name, persam in zip(self.concepts.names, self.concepts.persams, strict=True):
+            ref = reference_score(persam)
+            # unsure (a score between GRAY_FLOOR and the threshold): the map's other peaks are decoded too and
+            # the best-scoring one kept (the whole object, or the real one among look-alikes)
+            first, score = presence.find(
+                persam, emb, image, persam.presence_colour, gray_zone=(presence.GRAY_FLOOR, self.presence * ref),
+                score=lambda r, persam=persam: presence_score(persam, emb, r, image))
+            present = is_present(first, score, ref, self.presence)
+            found = [_Candidate(name, score, first)] if present else []
+            if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
+                found += self._more_instances(name, persam, emb, image, first, ref, present)
+            candidates += found
+            first.present = present
+            if not present:
+                first.mask = np.zeros_like(first.mask)
+            concept_findings.append(ConceptFinding(name, first, score, present, ref))
+        labels = self._labels(emb, candidates)
+        instances = []
+        for n, cand in enumerate(candidates, 1):  # numbered 1..N in order; one left with no pixels is gone
+            i_mask = labels == n
+            if i_mask.any():
+                instances.append(Instance(len(instances) + 1, cand.concept, cand.score, i_mask, cand.result))
+        final = np.zeros_like(labels)
+        for inst in instances:
+            final[inst.mask] = inst.id
+        timings = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}
+        return Findings(final, instances, concept_findings, self.palette, timings)
+
+    def _more_instances(self, name: str, persam: PerSAM, emb: ImageEmbedding, image: np.ndarray | None,
+                        first: Result, ref: float, first_present: bool = True) -> list[_Candidate]:
+        """Further instances of one concept: decode peaks of its location map outside what was found so far."""
+        sim = persam.location_map(emb).clone()
+        h, w = sim.shape
+        cell = max(h, w) / persam.predictor.model.prompt_encoder.image_embedding_size[0]
+        radius = max(1, round(BLOCK_CELLS * cell))
+        blocked = _dilate(first.mask, radius)
+        first_peak = float(sim.max())
+        kept_masks = [first.mask] if first_present else []
+        found: list[_Candidate] = []
+        attempts = ATTEMPTS_PER_INSTANCE * (self.max_instances - 1)
+        while attempts > 0 and len(kept_masks) < self.max_instances:
+            attempts -= 1
+            search = sim.masked_fill(torch.from_numpy(blocked), float("-inf"))
+            peak = float(search.max())
+            if not np.isfinite(peak) or (first_peak > 0 and peak < PEAK_FLOOR * first_peak):
+                break
+            index = int(torch.argmax(search))
+            y, x = divmod(index, w)
+            result = persam.segment_embedding(emb, Hint(region=(x, y, x, y)))
+            score = presence_score(persam, emb, result, image)
+            spot = np.zeros((h, w), dtype=bool)
+            spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
+            duplicate = result.found and _is_duplicate(result.mask, kept_masks)
+            if not duplicate and is_present(result, score, ref, self.presence):
+                result.present = True
+                found.append(_Candidate(name, score, result))
+                kept_masks.append(result.mask)
+                blocked |= _dilate(result.mask, radius)
+            elif result.found and not duplicate:
+                blocked |= result.mask  # not the object: do not try its pixels again
+            blocked |= spot
+        return found
+
+    def _labels(self, emb: ImageEmbedding, candidates: list[_Candidate]) -> np.ndarray:
+        """One candidate index (1-based) per pixel: where masks overlap, the higher mask logit wins (the higher
+        score where logits are missing)."""
+        h, w = emb.original_size
+        labels = np.zeros((h, w), dtype=np.uint8)
+        if not candidates:
+            return labels
+        claims = np.zeros((h, w), dtype=np.uint8)
+        for cand in candidates:
+            claims += cand.result.mask
+        for i, cand in enumerate(candidates, 1):
+            labels[cand.result.mask & (claims == 1)] = i
+        contested = claims > 1
+        if not contested.any():
+            return labels
+        best = np.full(int(contested.sum()), -np.inf, dtype=np.float32)
+        order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+        use_logits = all(c.result.logits is not None for c in candidates)
+        contested_labels = np.zeros_like(best, dtype=np.uint8)
+        for rank, i in enumerate(order):
+            cand = candidates[i]
+            inside = cand.result.mask[contested]
+            if use_logits:
+                full = self.concepts.predictor.upscale(emb, cand.result.logits[None])[0].numpy()
+                value = full[contested]
+            else:
+                value = np.full(best.shape, -rank, dtype=np.float32)
+            better = inside & (value > best)
+            best[better] = value[better]
+            contested_labels[better] = i + 1
+        labels[contested] = contested_labels
+        return labels

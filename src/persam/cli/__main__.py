@@ -1,0 +1,5 @@
+"""``python -m persam.cli``."""
+
+from . import run_module
+
+run_module()

@@ -1,0 +1,187 @@
+"""Is *my* object in this photo? A presence score for one personalized object, from what PerSAM found.
+
+The landed ``Result.score`` (SAM's predicted IoU x the part similarity of the reference's cells) ranks photos of
+the same *class* almost as high as photos of the same *instance*: SAM's features say "a dog" far more than
+"this white poodle". The presence score multiplies two cues that fail in different ways:
+
+* **part similarity in both directions** (:func:`mutual_part_similarity`): the reference's cells are found in
+  the mask *and* the mask's cells are found in the reference (a mask that also holds something else scores
+  lower), the mean of the two; SAM's IoU head is left out (it says how clean the mask is, not whose it is);
+* **colour agreement** (:func:`colour_agreement`): the Bhattacharyya coefficient of CIELAB colour histograms
+  (:func:`colour_histogram`) of the pixels under the found mask and under the reference mask -- the cue that
+  tells a white poodle from a brown dog, which SAM's features barely do. Lab separates lightness, which
+  changes with the light, from chroma, which changes less; lightness gets only a dark/light split, chroma a
+  finer grid, and every pixel is spread over its neighbouring bins (soft binning), so a small shift of
+  colour moves weight between bins instead of flipping it.
+
+Both are in [0, 1], 1 for the reference re-segmenting itself, so their product is read against an absolute
+threshold (:data:`DEFAULT_THRESHOLD`; judging it relative to the concept's own reference score did no
+better, see ``bench/album.py``).
+
+What a concept needs at fit time: :func:`reference_histogram` of its reference image(s) and mask(s), one
+float32 array of :data:`HISTOGRAM_BINS` values (store it in the concept file, e.g. as ``presence_colour``);
+the part features are already stored. Per photo: :func:`presence_score` (or :func:`find`, which also tries
+other candidate locations) and :func:`is_present`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .predictor import ImageEmbedding
+
+LIGHTNESS_BINS = 2  # dark / light: lightness follows the exposure more than the object
+CHROMA_BINS = 8  # per axis of the (a*, b*) plane
+CHROMA_RANGE = 64.0  # a*, b* in [-64, 64]; stronger colours fall into the edge bins
+HISTOGRAM_BINS = LIGHTNESS_BINS * CHROMA_BINS * CHROMA_BINS
+#: pixels a histogram is computed from, at most (a regular subsample of the image): colour statistics need no
+#: more, and converting a full photo to Lab would cost more than the decoder
+MAX_PIXELS = 256 * 256
+#: "present" when the presence score is at least this: the best pooled-F1 threshold on the DreamBooth album
+#: (bench/album.py), rounded down -- the exact optimum sits just above a few look-alikes, so expect precision to
+#: move with the last digit; the reference re-segmenting itself scores ~1, so this is also ~0.7 x its score.
+DEFAULT_THRESHOLD = 0.7
+#: :func:`find` decodes other candidates only for a first score in [GRAY_FLOOR, DEFAULT_THRESHOLD): above, the
+#: object is present anyway; below, on the album, no photo of the object was ever found by another candidate
+GRAY_FLOOR = 0.3
+
+_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of (..., 3) uint8 sRGB values, float64 (..., 3): L in [0, 100], a*, b* about +-100."""
+    c = rgb.astype(np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ _SRGB_TO_XYZ.T / _WHITE_D65
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def _subsample(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The object's pixels (N, 3) on a regular grid of at most about ``MAX_PIXELS`` image pixels."""
+    step = max(1, int(np.ceil(np.sqrt(mask.size / MAX_PIXELS))))
+    return image[::step, ::step][mask[::step, ::step]]
+
+
+def _soft_bins(values: np.ndarray, bins: int, lo: float, hi: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Linear interpolation between bin centres: the two bins of every value and their weights."""
+    pos = np.clip((values - lo) / (hi - lo) * bins - 0.5, 0.0, bins - 1.0)
+    low = np.floor(pos)
+    frac = pos - low
+    high = np.minimum(low + 1, bins - 1)
+    return [low.astype(np.int64), high.astype(np.int64)], [1.0 - frac, frac]
+
+
+def colour_histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Normalised soft-binned Lab histogram (``HISTOGRAM_BINS``,) float32 of the pixels of an HxWx3 uint8
+    image under a bool mask; all zeros for an empty mask."""
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+    px = _subsample(image, mask)
+    if px.shape[0] == 0:  # the mask only had pixels between the subsample's grid points
+        px = image[mask]
+    hist = np.zeros(HISTOGRAM_BINS, np.float64)
+    if px.shape[0] == 0:
+        return hist.astype(np.float32)
+    lab = srgb_to_lab(px)
+    li, lw = _soft_bins(lab[:, 0], LIGHTNESS_BINS, 0.0, 100.0)
+    ai, aw = _soft_bins(lab[:, 1], CHROMA_BINS, -CHROMA_RANGE, CHROMA_RANGE)
+    bi, bw = _soft_bins(lab[:, 2], CHROMA_BINS, -CHROMA_RANGE, CHROMA_RANGE)
+    for il, wl in zip(li, lw, strict=True):
+        for ia, wa in zip(ai, aw, strict=True):
+            for ib, wb in zip(bi, bw, strict=True):
+                idx = (il * CHROMA_BINS + ia) * CHROMA_BINS + ib
+                hist += np.bincount(idx, weights=wl * wa * wb, minlength=HISTOGRAM_BINS)
+    return (hist / hist.sum()).astype(np.float32)
+
+
+def reference_histogram(images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    """The concept's colour histogram (fit time): every reference's object pixels pooled, weighted by area;
+    (``HISTOGRAM_BINS``,) float32, the one array a concept file must add for presence."""
+    counts = [colour_histogram(img, m) * int(m.sum()) for img, m in zip(images, masks, strict=True)]
+    total = np.sum(counts, axis=0, dtype=np.float64)
+    return (total / total.sum() if total.sum() > 0 else total).astype(np.float32)
+
+
+def colour_agreement(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two normalised histograms: 1 identical, 0 disjoint (or either empty)."""
+    if hist_a.shape != hist_b.shape:
+        raise ValueError(f"histograms of {hist_a.shape} and {hist_b.shape} bins")
+    return float(np.clip(np.sqrt(hist_a.astype(np.float64) * hist_b.astype(np.float64)).sum(), 0.0, 1.0))
+
+
+def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> float:
+    """Mean of the two directions of part matching between reference cells and the cells under a mask.
+
+    ``part_features`` (N, C) are the reference object's unit-length cells (``PerSAM.part_features``),
+    ``features`` (1, C, h, w) the target's match features, ``logits`` the final low-res mask logits.
+    Reference -> mask: is every part of my object there? Mask -> reference: is everything found part of my
+    object? 0 for an empty mask.
+    """
+    grid = features.shape[-2:]
+    inside = F.interpolate(logits.float()[None, None], grid, mode="bilinear", align_corners=False)[0, 0] > 0
+    if not inside.any() or part_features.shape[0] == 0:
+        return 0.0
+    found = F.normalize(features[0][:, inside].float(), dim=0)  # (C, M)
+    sim = part_features.float().to(found) @ found  # (N, M)
+    both = (sim.amax(dim=1).mean() + sim.amax(dim=0).mean()) / 2
+    return float(both.clamp(0.0, 1.0))
+
+
+def presence_score(persam, emb: ImageEmbedding, image: np.ndarray, result, reference_histogram: np.ndarray) -> float:
+    """The presence score in [0, 1] of ``result`` (from ``persam.segment_embedding(emb)``) on ``image`` (the
+    HxWx3 uint8 array ``emb`` was encoded from), for the concept whose reference colour histogram is
+    ``reference_histogram``: mutual part similarity x colour agreement. 0 when nothing was found."""
+    if result.logits is None or not result.mask.any():
+        return 0.0
+    parts = mutual_part_similarity(persam.part_features, emb.match_features, result.logits)
+    colour = colour_agreement(colour_histogram(image, result.mask), reference_histogram)
+    return parts * colour
+
+
+def is_present(score: float, threshold: float = DEFAULT_THRESHOLD) -> bool:
+    """The present/absent decision for a presence score."""
+    return score >= threshold
+
+
+@torch.inference_mode()
+def find(persam, emb: ImageEmbedding, image: np.ndarray, reference_histogram: np.ndarray, k: int = 3,
+         min_ratio: float = 0.8, gray_zone: tuple[float, float] | None = (GRAY_FLOOR, DEFAULT_THRESHOLD),
+         first=None, score=None):
+    """PerSAM's decoding from each of up to ``k`` peaks of the location confidence map, and the result whose
+    presence score is highest: ``(Result, score)``.
+
+    A look-alike seldom explains both the parts and the colours of the reference, so the best-scoring
+    candidate is the one to keep; when the global peak lands on a look-alike or on one part of the object, the
+    whole object at another peak can still be found. The other peaks are decoded only when the first score
+    lies in ``gray_zone`` [low, high) (None: always): a clear yes or no needs no second opinion, and each
+    extra candidate costs a whole decoding. ``first`` is ``persam.segment_embedding(emb)`` when it was already
+    computed (it is the first peak's result). ``k`` = 1 is plain :func:`presence_score` of PerSAM's result.
+    ``score`` (a function of a Result) replaces :func:`presence_score` (a caller's own presence hook).
+    """
+    from .method import Hint  # presence is imported by modules that method imports
+    from .refine import peak_points
+
+    start = time.perf_counter()
+    if score is None:
+        def score(result) -> float:
+            return presence_score(persam, emb, image, result, reference_histogram)
+
+    best = first if first is not None else persam.segment_embedding(emb)
+    best_score = score(best)
+    if gray_zone is not None and not gray_zone[0] <= best_score < gray_zone[1]:
+        best.timings["presence"] = time.perf_counter() - start
+        return best, best_score
+    for x, y in peak_points(persam, emb, k, min_ratio=min_ratio)[1:]:
+        xi, yi = int(x), int(y)
+        result = persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
+        value = score(result)
+        if value > best_score:
+            best, best_score = result, value
+    best.timings["presence"] = time.perf_counter() - start
+    return best, best_score

@@ -1,0 +1,274 @@
+"""Accuracy where one-shot is hard: extra candidates, richer references and a zoomed second look.
+
+Each function takes a built :class:`~persam.method.PerSAM` and returns a :class:`~persam.method.Result`
+(made with :meth:`PerSAM.make_result`), so it can run after, or instead of, ``segment_embedding``:
+
+* :func:`segment_candidates` -- decode several local maxima of the location confidence map, not only the
+  global one, and keep the mask whose features best explain the reference's parts (a look-alike, or a
+  part of the object, seldom explains all of them).
+* :func:`reference_views` -- more views of the one reference: the object cropped and enlarged, so that a
+  small reference gives many feature cells, and a mirrored copy.
+* :func:`zoom_refine` -- crop the target around the found mask, encode the crop at the encoder's full
+  resolution and decode again there, prompted by the mask and box mapped into the crop; the mask is pasted
+  back. Finer edges and small objects, at the price of a second encoder pass.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .method import Hint, PerSAM, Result, cosine_map, mask_box
+from .predictor import ImageEmbedding, SamPredictor
+from .transforms import image_to_grid
+
+__all__ = [
+    "crop_box",
+    "peak_points",
+    "reference_views",
+    "segment_candidates",
+    "zoom_refine",
+]
+
+# Logit given to the part of the crop's mask prompt outside the image (SAM's "certainly background").
+_BACKGROUND_LOGIT = -20.0
+
+
+def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(N, 2) float32 coordinates and (N,) int64 labels for the predictor; (None, None) for no points."""
+    if not points:
+        return None, None
+    return (np.array([pt[:2] for pt in points], dtype=np.float32),
+            np.array([pt[2] for pt in points], dtype=np.int64))
+
+
+def peak_points(persam: PerSAM, emb: ImageEmbedding, k: int = 3, radius: int = 2,
+                min_ratio: float = 0.8) -> list[tuple[float, float]]:
+    """Up to ``k`` local maxima (x, y) of the location confidence map, in image pixels, best first.
+
+    The first is the map's global maximum, PerSAM's own click. The others are found on the encoder grid (a
+    cell that is the maximum of its (2 ``radius`` + 1)-cell square, at least ``min_ratio`` times the
+    global maximum, more than ``radius`` cells from every earlier peak) and placed at their cell's centre:
+    on the grid the search costs nothing, on the full-size map a window of that size would.
+    """
+    sim_img = persam.location_map(emb)
+    h, w = sim_img.shape
+    best = int(torch.argmax(sim_img))
+    points = [(float(best % w), float(best // w))]
+    if k <= 1:
+        return points
+    img_size = persam.predictor.model.img_size
+    grid = cosine_map(persam.target_embedding, emb.match_features)
+    cell = img_size / grid.shape[-1]  # encoder pixels per cell
+    gh = max(1, int(np.ceil(emb.input_size[0] / cell)))
+    gw = max(1, int(np.ceil(emb.input_size[1] / cell)))
+    grid = grid[:gh, :gw]
+    pooled = F.max_pool2d(grid[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+    top = float(sim_img.max())
+    peaks = (grid >= pooled) & (grid >= min_ratio * top)
+    ys, xs = torch.nonzero(peaks, as_tuple=True)
+    sx, sy = w / emb.input_size[1], h / emb.input_size[0]  # encoder pixels -> image pixels
+    taken = [(points[0][0] / sx / cell, points[0][1] / sy / cell)]  # in cells
+    for i in torch.argsort(grid[ys, xs], descending=True).tolist():
+        gx, gy = float(xs[i]) + 0.5, float(ys[i]) + 0.5
+        if all(max(abs(gx - tx), abs(gy - ty)) > radius for tx, ty in taken):
+            taken.append((gx, gy))
+            points.append((min(gx * cell * sx, w - 1.0), min(gy * cell * sy, h - 1.0)))
+        if len(points) == k:
+            break
+    return points
+
+
+def _rank_value(result: Result, rank: str) -> float:
+    if rank == "similarity":
+        return result.similarity
+    return result.score
+
+
+@torch.inference_mode()
+def segment_candidates(persam: PerSAM, emb: ImageEmbedding, k: int = 3, min_ratio: float = 0.8,
+                       rank: str = "score") -> Result:
+    """PerSAM's whole decoding from each of up to ``k`` peaks of the confidence map (:func:`peak_points`);
+    the result with the highest ``rank`` ("score": predicted IoU x part similarity, or "similarity")."""
+    if rank not in ("score", "similarity"):
+        raise ValueError(f"rank must be 'score' or 'similarity', not {rank!r}")
+    start = time.perf_counter()
+    best: Result | None = None
+    for x, y in peak_points(persam, emb, k, min_ratio=min_ratio):
+        xi, yi = int(x), int(y)
+        result = persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
+        if best is None or _rank_value(result, rank) > _rank_value(best, rank):
+            best = result
+    assert best is not None
+    best.timings["decoder"] = time.perf_counter() - start
+    return best
+
+
+def crop_box(box: tuple[int, int, int, int], shape: tuple[int, int], margin: float = 0.25,
+             min_size: int = 64) -> tuple[int, int, int, int]:
+    """The crop (x0, y0, x1, y1, exclusive ends) around an inclusive ``box``: grown by ``margin`` of its
+    size on every side, at least ``min_size`` pixels a side where the image allows; a crop that would
+    cross the image's edge is shifted inside it (so it keeps its size), and clipped only if larger."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+
+    def span(lo: int, hi: int, size: int) -> tuple[int, int]:
+        length = min(size, int(np.ceil(max((hi - lo + 1) * (1 + 2 * margin), min_size))))
+        start = int(np.floor((lo + hi + 1) / 2 - length / 2))
+        start = min(max(start, 0), size - length)  # shifted inside the image, not cut
+        return start, start + length
+
+    cx0, cx1 = span(x0, x1, w)
+    cy0, cy1 = span(y0, y1, h)
+    return cx0, cy0, cx1, cy1
+
+
+@torch.inference_mode()
+def zoom_refine(persam: PerSAM, emb: ImageEmbedding, image: np.ndarray, result: Result, margin: float = 0.25,
+                max_fraction: float = 1.0, steps: int = 1) -> Result:
+    """Decode again on a crop around ``result``'s mask, encoded at the encoder's full resolution.
+
+    The crop is the mask's box grown by ``margin``; when it covers more than ``max_fraction`` of the image
+    (nothing to gain) or the mask is empty, ``result`` comes back unchanged. In the crop, SAM gets the box,
+    the positive clicks inside it and the mask logits (all mapped into the crop) and gives three masks; the
+    best by predicted IoU is pasted back (outside the crop: background). ``steps`` > 1 repeats the decoding
+    with the new mask's box. The Result's score is computed on the full image's features, as for any
+    other result; its mask is the fine one.
+    """
+    start = time.perf_counter()
+    box = mask_box(result.mask)
+    if box is None or result.logits is None:
+        return result
+    h, w = result.mask.shape
+    cx0, cy0, cx1, cy1 = crop_box(box, (h, w), margin)
+    if (cx1 - cx0) * (cy1 - cy0) > max_fraction * h * w:
+        return result
+    p = persam.predictor
+    crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
+    cemb = p.encode(crop)
+    grid = result.logits.shape[-1]
+    full = p.upscale(emb, result.logits[None])[0, cy0:cy1, cx0:cx1]
+    mask_input = image_to_grid(full[None, None].float(), grid, p.model.img_size, cemb.input_size,
+                               _BACKGROUND_LOGIT)[0]
+    crop_box_prompt = np.array([box[0] - cx0, box[1] - cy0, box[2] - cx0, box[3] - cy0], dtype=np.float32)
+    inside = [(x - cx0, y - cy0, lbl) for x, y, lbl in result.points
+              if cx0 <= x < cx1 and cy0 <= y < cy1]
+    coords, labels = _point_arrays(inside)
+    logits, iou = mask_input[0], torch.tensor(result.iou_prediction)
+    for _ in range(max(1, steps)):
+        out = p.predict(cemb, coords, labels, box=crop_box_prompt, mask_input=logits[None], multimask_output=True)
+        i = int(torch.argmax(out.iou))
+        logits, iou = out.logits[i], out.iou[i]
+        new_box = mask_box(p.upscale(cemb, logits[None])[0].numpy() > 0)
+        if new_box is None:
+            break
+        crop_box_prompt = np.asarray(new_box, dtype=np.float32)
+    fine = p.upscale(cemb, logits[None])[0]  # crop-sized logits
+    pasted = torch.full((1, 1, h, w), _BACKGROUND_LOGIT)
+    pasted[0, 0, cy0:cy1, cx0:cx1] = fine
+    low = image_to_grid(pasted, grid, p.model.img_size, emb.input_size, _BACKGROUND_LOGIT)[0, 0]
+    out_box = mask_box(fine.numpy() > 0)
+    final_box = None if out_box is None else (out_box[0] + cx0, out_box[1] + cy0, out_box[2] + cx0,
+                                              out_box[3] + cy0)
+    refined = persam.make_result(emb, low, iou, result.points, final_box, start)
+    refined.mask = pasted[0, 0].numpy() > 0
+    if not refined.mask.any():
+        refined.score = 0.0
+    refined.timings["encoder"] = result.timings.get("encoder", emb.seconds) + cemb.seconds
+    refined.timings["decoder"] = result.timings.get("decoder", 0.0) + refined.timings["decoder"] - cemb.seconds
+    refined.timings["zoom_encoder"] = cemb.seconds
+    return refined
+
+
+@torch.inference_mode()
+def reference_views(predictor: SamPredictor, image: np.ndarray, mask: np.ndarray, *, crop: bool = True,
+                    flip: bool = True, margin: float = 0.25, max_fraction: float = 0.5,
+                    emb: ImageEmbedding | None = None) -> tuple[list[ImageEmbedding], list[np.ndarray]]:
+    """Extra encoded views of one reference (not including the reference itself) and their masks.
+
+    ``crop``: the object's box grown by ``margin``, encoded at full resolution, when that crop is at most
+    ``max_fraction`` of the image (a larger object already gives many cells). ``flip``: the image mirrored
+    left-right (``emb``, the reference's own encoding, is not needed for it but documents the pairing).
+    Pass them with the reference to :meth:`PerSAM.from_embeddings`.
+    """
+    del emb
+    embs: list[ImageEmbedding] = []
+    masks: list[np.ndarray] = []
+    box = mask_box(mask)
+    if box is None:
+        return embs, masks
+    h, w = mask.shape
+    if crop:
+        cx0, cy0, cx1, cy1 = crop_box(box, (h, w), margin)
+        if (cx1 - cx0) * (cy1 - cy0) <= max_fraction * h * w:
+            embs.append(predictor.encode(np.ascontiguousarray(image[cy0:cy1, cx0:cx1])))
+            masks.append(np.ascontiguousarray(mask[cy0:cy1, cx0:cx1]))
+    if flip:
+        embs.append(predictor.encode(np.ascontiguousarray(image[:, ::-1])))
+        masks.append(np.ascontiguousarray(mask[:, ::-1]))
+    return embs, masks
+
+
+@torch.inference_mode()
+def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: float = 0.1,
+                   min_parts: float = 0.1, near: float = 0.5) -> Result:
+    """Add the object's missing parts: when many reference parts match far better outside the mask than
+    inside it, decode from where they match and keep the union if it lies next to the mask.
+
+    A reference cell is *missing* when its best cosine match anywhere in the target beats its best match
+    under the mask by more than ``gain``; with at least ``min_parts`` of the cells missing, the location
+    matched by most of them becomes a second positive click (PerSAM's decoding from there, as in
+    :func:`segment_candidates`). Its mask joins the first one when its box lies within ``near`` box sizes
+    of the first mask's box (an object's parts touch; a look-alike elsewhere is left out). Cf. the
+    part-level prompts of P2SAM (Zhao et al., 2024) and Matcher's bidirectional part matching (Liu et al.,
+    ICLR 2024), here without new weights or clustering.
+    """
+    start = time.perf_counter()
+    if result.logits is None or not result.mask.any():
+        return result
+    feats = F.normalize(emb.match_features[0], dim=0)  # (C, h, w)
+    c, gh, gw = feats.shape
+    inside = F.interpolate(result.logits[None, None], (gh, gw), mode="bilinear", align_corners=False)[0, 0] > 0
+    img_size = persam.predictor.model.img_size
+    cell = img_size / gw
+    vh = max(1, int(np.ceil(emb.input_size[0] / cell)))
+    vw = max(1, int(np.ceil(emb.input_size[1] / cell)))
+    valid = torch.zeros(gh, gw, dtype=torch.bool)
+    valid[:vh, :vw] = True
+    if not inside.any():
+        return result
+    parts = persam.part_features.to(feats)
+    sims = parts @ feats.reshape(c, -1)  # (N, h*w)
+    best_in = sims[:, inside.flatten()].amax(1)
+    outside = (valid & ~inside).flatten()
+    if not outside.any():
+        return result
+    out_sims = sims[:, outside]
+    best_out, where = out_sims.max(1)
+    missing = best_out - best_in > gain
+    if float(missing.float().mean()) < min_parts:
+        return result
+    cells = torch.nonzero(outside).flatten()[where[missing]]
+    target_cell = int(torch.mode(cells).values)
+    gy, gx = divmod(target_cell, gw)
+    h, w = result.mask.shape
+    x = int(min((gx + 0.5) * cell * w / emb.input_size[1], w - 1))
+    y = int(min((gy + 0.5) * cell * h / emb.input_size[0], h - 1))
+    other = persam.segment_embedding(emb, Hint(region=(x, y, x, y)))
+    a, b = mask_box(result.mask), mask_box(other.mask)
+    if a is None or b is None or other.logits is None:
+        return result
+    size = max(a[2] - a[0] + 1, a[3] - a[1] + 1)
+    gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3], 0)
+    if gap > near * size or (other.mask & ~result.mask).sum() < 0.05 * other.mask.sum():
+        return result
+    logits = torch.maximum(result.logits, other.logits)
+    iou = torch.tensor(min(result.iou_prediction, other.iou_prediction))
+    merged = persam.make_result(emb, logits, iou, result.points + [(float(x), float(y), 1)],
+                                result.box, start)
+    merged.mask = result.mask | other.mask
+    merged.timings["decoder"] = result.timings.get("decoder", 0.0) + merged.timings["decoder"]
+    return merged
