@@ -45,6 +45,12 @@ def cmd_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         tune_cpu_allocator()
     print(f"persam: loading {args.model or DEFAULT_MODEL} ...", file=sys.stderr)
     sam = load_sam(args.model or DEFAULT_MODEL, args.checkpoint, device=args.device, progress=not args.quiet)
+    try:
+        from ..loading import use_runtime
+
+        use_runtime(sam, args.runtime, args.precision)  # the image encoder on OpenVINO when installed (auto)
+    except PersamError as exc:
+        print(f"persam: warning: {exc}; running the encoder with PyTorch", file=sys.stderr)
     local = _is_local(args.host)
     hosts = ("127.0.0.1", "localhost", "::1") if local else ("*",)
     config = AppConfig(max_upload_bytes=args.max_upload_mb * 1024 * 1024, allowed_hosts=hosts)
