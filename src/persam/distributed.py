@@ -24,11 +24,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from .errors import PersamError
-from .runs import RESULTS, ImageDone, ImageFailed, ImageRun, RunSummary
+from .runs import RESULTS, ImageDone, ImageFailed, ImageRun, PhotoWriter, RunSummary
 
 #: the Parquet table of every record of the output folder, written next to results.jsonl.
 RESULTS_PARQUET = "results.parquet"
@@ -83,8 +82,8 @@ class GivenModel:
 class SegmentActor:
     """One model copy: segments a batch of photos and returns their mask and preview bytes and records.
 
-    Outputs are made by :class:`ImageRun`'s own writer into a private scratch folder and read back, so the
-    driver writes exactly the bytes and records that a local run would have written.
+    Outputs are made by :class:`~persam.runs.PhotoWriter` (a local run's writer) into a private scratch folder
+    and read back, so the driver writes exactly the bytes and records that a local run would have written.
     """
 
     def __init__(self, concepts: list[tuple[str, str, dict, dict]], loader: Callable[[str], Any],
@@ -105,7 +104,7 @@ class SegmentActor:
                    for name, path, meta, arrays in concepts}
         self.segmenter = AlbumSegmenter(ConceptSet(persams), **options)
         self.scratch = Path(tempfile.mkdtemp(prefix="persam-ray-"))
-        self.writer = SimpleNamespace(output=self.scratch, overlays=overlays, results_path=self.scratch / RESULTS)
+        self.writer = PhotoWriter(self.scratch, overlays)
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
@@ -120,7 +119,7 @@ class SegmentActor:
             findings = self.segmenter.segment(image)
         except PersamError as exc:
             return {"stem": stem, "error": str(exc), "record": None, "mask": None, "overlay": None}
-        record = ImageRun._write_findings(self.writer, Path(src), Path(stem), image, findings, t0)
+        record = self.writer.write(Path(src), Path(stem), image, findings, t0)
         files = {}
         for key in ("mask", "overlay"):
             path = self.scratch / record[key] if key in record else None
@@ -288,7 +287,7 @@ def _run(ray, run: ImageRun, concepts: list, loader: Callable[[str], Any], optio
     dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         SegmentActor,
         fn_constructor_kwargs={"concepts": concepts, "loader": loader, "options": options,
-                               "overlays": run.overlays, "threads": threads},
+                               "overlays": run.writer.overlays, "threads": threads},
         batch_size=batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor)
     submitted = time.perf_counter()

@@ -4,7 +4,7 @@ The command line, the web app and a Ray job are shells over these: they parse th
 (which checks everything it can before a model loads), and show the events as they come.
 """
 
-from .images import RESULTS, ImageDone, ImageFailed, ImageRun, RunSummary, output_stems
+from .images import RESULTS, ImageDone, ImageFailed, ImageRun, PhotoWriter, RunSummary, output_stems
 from .video import RUN_FILE, FrameDone, VideoRun, frame_record
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "ImageDone",
     "ImageFailed",
     "ImageRun",
+    "PhotoWriter",
     "RunSummary",
     "VideoRun",
     "frame_record",

@@ -94,7 +94,6 @@ class ImageRun:
     def __init__(self, targets: Iterable[str | os.PathLike], output: str | os.PathLike, *,
                  overwrite: bool = False, overlays: bool = True) -> None:
         self.output = Path(output)
-        self.overlays = overlays
         targets = [os.fspath(t) for t in targets]
         found = find_images(targets, exclude=[self.output])
         if not found:
@@ -102,6 +101,7 @@ class ImageRun:
         self.lock = FolderLock(self.output)  # writable and ours, before anything else is done
         try:
             self.results_path = self.output / RESULTS
+            self.writer = PhotoWriter(self.output, overlays)
             stems = output_stems([rel for _, rel in found])
             records = read_jsonl(self.results_path)
             done = set() if overwrite else {
@@ -138,7 +138,7 @@ class ImageRun:
         :class:`~persam.method.PerSAM` (run as an album of one concept: absent photos get an empty mask), or
         anything with ``segment(image) -> Result``.
         """
-        from ..album import AlbumSegmenter, ConceptSet, Findings
+        from ..album import AlbumSegmenter, ConceptSet
         from ..method import PerSAM
 
         if isinstance(segmenter, (PerSAM, ConceptSet)):
@@ -151,45 +151,43 @@ class ImageRun:
             except PersamError as exc:
                 yield ImageFailed(src, str(exc))
                 continue
-            if isinstance(result, Findings):
-                record = self._write_findings(src, stem, image, result, t0)
-            else:
-                record = self._write(src, stem, image, result, t0)
-            yield ImageDone(src, record, result)
+            yield ImageDone(src, self.writer.write(src, stem, image, result, t0), result)
 
-    def _write(self, src: Path, stem: Path, image: np.ndarray, result, t0: float) -> dict:
-        mask_rel = f"{stem}.png"
-        save_mask(self.output / mask_rel, result.mask)
-        record = {"image": str(src), "mask": mask_rel}
-        if self.overlays:
-            overlay_rel = f"{stem}_overlay.jpg"
-            save_image(self.output / overlay_rel, overlay(image, result.mask, points=result.points, box=result.box))
-            record["overlay"] = overlay_rel
-        record.update(result.to_record())
-        record.setdefault("present", bool(result.found))
-        record["seconds"]["total"] = round(time.perf_counter() - t0, 4)
-        append_jsonl(self.results_path, record)
-        return record
 
-    def _write_findings(self, src: Path, stem: Path, image: np.ndarray, findings, t0: float) -> dict:
-        """Mask (0/255 for one concept and one instance, else a palette PNG of instance ids), overlay, record."""
+class PhotoWriter:
+    """Writes one photo's outputs into a folder the way every run does: the mask (0/255, or a palette PNG of
+    instance ids when ``result.palette``), the preview and one line of ``results.jsonl``, each atomically.
+
+    ``result`` is a :class:`~persam.album.Findings` or a :class:`~persam.method.Result`. Ray's actors write
+    with it too, into a scratch folder, so their files are byte for byte a local run's.
+    """
+
+    def __init__(self, output: Path, overlays: bool = True) -> None:
+        self.output = Path(output)
+        self.overlays = overlays
+        self.results_path = self.output / RESULTS
+
+    def write(self, src: Path, stem: Path, image: np.ndarray, result, t0: float) -> dict:
+        """Write and log ``result`` for ``src``; the record, with ``t0`` the photo's start time."""
         mask_rel = f"{stem}.png"
-        if findings.palette:
-            save_labels(self.output / mask_rel, findings.labels)
+        palette = getattr(result, "palette", False)
+        if palette:
+            save_labels(self.output / mask_rel, result.labels)
         else:
-            save_mask(self.output / mask_rel, findings.mask)
+            save_mask(self.output / mask_rel, result.mask)
         record = {"image": str(Path(src).absolute()), "mask": mask_rel}
         if self.overlays:
             overlay_rel = f"{stem}_overlay.jpg"
-            if not findings.present:
+            if result.present is False:
                 preview = image  # absent: the photo as it is
-            elif findings.palette:
-                preview = overlay_labels(image, findings.labels)
+            elif palette:
+                preview = overlay_labels(image, result.labels)
             else:
-                preview = overlay(image, findings.mask, points=findings.points, box=findings.box)
+                preview = overlay(image, result.mask, points=result.points, box=result.box)
             save_image(self.output / overlay_rel, preview)
             record["overlay"] = overlay_rel
-        record.update(findings.to_record())
+        record.update(result.to_record())
+        record.setdefault("present", bool(result.mask.any()))
         record["seconds"]["total"] = round(time.perf_counter() - t0, 4)
         append_jsonl(self.results_path, record)
         return record
