@@ -35,8 +35,9 @@ from . import presence, settings
 from .errors import InputError
 from .grid import mask_box
 from .io import load_image
-from .method import Hint, PerSAM
+from .method import PerSAM
 from .predictor import ImageEmbedding
+from .refine import decode_at
 from .results import Result
 
 #: present when the presence score >= this x the concept's reference score (``--presence`` overrides it).
@@ -409,7 +410,7 @@ class AlbumSegmenter:
                 break
             index = int(torch.argmax(search))
             y, x = divmod(index, w)
-            result = persam.segment_embedding(emb, Hint(region=(x, y, x, y)))
+            result = decode_at(persam, emb, x, y)
             score = presence_score(persam, emb, result, image)
             spot = np.zeros((h, w), dtype=bool)
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True

@@ -164,8 +164,7 @@ def find(persam, emb: ImageEmbedding, image: np.ndarray, reference_histogram: np
     computed (it is the first peak's result). ``k`` = 1 is plain :func:`presence_score` of PerSAM's result.
     ``score`` (a function of a Result) replaces :func:`presence_score` (a caller's own presence hook).
     """
-    from .method import Hint  # presence is imported by modules that method imports
-    from .refine import peak_points
+    from .refine import best_candidate  # refine imports method, which imports presence lazily
 
     start = time.perf_counter()
     if score is None:
@@ -177,11 +176,6 @@ def find(persam, emb: ImageEmbedding, image: np.ndarray, reference_histogram: np
     if gray_zone is not None and not gray_zone[0] <= best_score < gray_zone[1]:
         best.timings["presence"] = time.perf_counter() - start
         return best, best_score
-    for x, y in peak_points(persam, emb, k, min_ratio=min_ratio)[1:]:
-        xi, yi = int(x), int(y)
-        result = persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
-        value = score(result)
-        if value > best_score:
-            best, best_score = result, value
+    best, best_score = best_candidate(persam, emb, score, k, min_ratio, first=(best, best_score))
     best.timings["presence"] = time.perf_counter() - start
     return best, best_score

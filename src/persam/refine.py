@@ -16,6 +16,7 @@ Each function takes a built :class:`~persam.method.PerSAM` and returns a :class:
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ import torch.nn.functional as F
 from .method import Hint, PerSAM, Result, cosine_map, mask_box
 from .predictor import ImageEmbedding, SamPredictor
 from .transforms import image_to_grid
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "crop_box",
@@ -88,6 +92,31 @@ def _rank_value(result: Result, rank: str) -> float:
     return result.score
 
 
+def decode_at(persam: PerSAM, emb: ImageEmbedding, x: float, y: float) -> Result:
+    """PerSAM's whole decoding with its positive click forced to (x, y) (a one-pixel search region)."""
+    xi, yi = int(x), int(y)
+    return persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
+
+
+def best_candidate(persam: PerSAM, emb: ImageEmbedding, value: Callable[[Result], float], k: int = 3,
+                   min_ratio: float = 0.8, first: tuple[Result, float] | None = None) -> tuple[Result, float]:
+    """The decoding from up to ``k`` peaks of the confidence map (:func:`peak_points`) whose ``value`` is
+    highest, with that value (the earliest peak wins a tie). ``first``: the first peak's result and value,
+    already computed (``persam.segment_embedding(emb)``); they are not computed again."""
+    peaks = peak_points(persam, emb, k, min_ratio=min_ratio)
+    if first is not None:
+        best, best_value = first
+    else:
+        best = decode_at(persam, emb, *peaks[0])
+        best_value = value(best)
+    for x, y in peaks[1:]:
+        result = decode_at(persam, emb, x, y)
+        result_value = value(result)
+        if result_value > best_value:
+            best, best_value = result, result_value
+    return best, best_value
+
+
 @torch.inference_mode()
 def segment_candidates(persam: PerSAM, emb: ImageEmbedding, k: int = 3, min_ratio: float = 0.8,
                        rank: str = "score") -> Result:
@@ -96,13 +125,7 @@ def segment_candidates(persam: PerSAM, emb: ImageEmbedding, k: int = 3, min_rati
     if rank not in ("score", "similarity"):
         raise ValueError(f"rank must be 'score' or 'similarity', not {rank!r}")
     start = time.perf_counter()
-    best: Result | None = None
-    for x, y in peak_points(persam, emb, k, min_ratio=min_ratio):
-        xi, yi = int(x), int(y)
-        result = persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
-        if best is None or _rank_value(result, rank) > _rank_value(best, rank):
-            best = result
-    assert best is not None
+    best, _ = best_candidate(persam, emb, lambda r: _rank_value(r, rank), k, min_ratio)
     best.timings["decoder"] = time.perf_counter() - start
     return best
 
@@ -257,7 +280,7 @@ def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: fl
     h, w = result.mask.shape
     x = int(min((gx + 0.5) * cell * w / emb.input_size[1], w - 1))
     y = int(min((gy + 0.5) * cell * h / emb.input_size[0], h - 1))
-    other = persam.segment_embedding(emb, Hint(region=(x, y, x, y)))
+    other = decode_at(persam, emb, x, y)
     a, b = mask_box(result.mask), mask_box(other.mask)
     if a is None or b is None or other.logits is None:
         return result
