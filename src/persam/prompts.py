@@ -31,7 +31,7 @@ def prompt_mask(
     box: tuple[float, float, float, float] | None,
 ) -> np.ndarray:
     """Plain SAM mask from clicks and/or a box (best of the multi-mask outputs for ambiguous prompts)."""
-    coords, labels = _point_arrays(points) if points else (None, None)
+    coords, labels = point_arrays(points) if points else (None, None)
     box_arr = np.asarray(box, dtype=np.float32) if box is not None else None
     single = box is not None or len(points) > 1
     out = predictor.predict(emb, coords, labels, box=box_arr, multimask_output=not single)
@@ -43,6 +43,3 @@ def point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray, np
     coords = np.array([pt[:2] for pt in points], dtype=np.float32)
     labels = np.array([pt[2] for pt in points], dtype=np.int64)
     return coords, labels
-
-
-_point_arrays = point_arrays  # the name video.py and older callers use

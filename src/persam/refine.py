@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .method import Hint, PerSAM, Result, cosine_map, mask_box
 from .predictor import ImageEmbedding, SamPredictor
+from .prompts import point_arrays
 from .transforms import image_to_grid
 
 if TYPE_CHECKING:
@@ -39,14 +40,6 @@ __all__ = [
 
 # Logit given to the part of the crop's mask prompt outside the image (SAM's "certainly background").
 _BACKGROUND_LOGIT = -20.0
-
-
-def _point_arrays(points: list[tuple[float, float, int]]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(N, 2) float32 coordinates and (N,) int64 labels for the predictor; (None, None) for no points."""
-    if not points:
-        return None, None
-    return (np.array([pt[:2] for pt in points], dtype=np.float32),
-            np.array([pt[2] for pt in points], dtype=np.int64))
 
 
 def peak_points(persam: PerSAM, emb: ImageEmbedding, k: int = 3, radius: int = 2,
@@ -179,7 +172,7 @@ def zoom_refine(persam: PerSAM, emb: ImageEmbedding, image: np.ndarray, result: 
     crop_box_prompt = np.array([box[0] - cx0, box[1] - cy0, box[2] - cx0, box[3] - cy0], dtype=np.float32)
     inside = [(x - cx0, y - cy0, lbl) for x, y, lbl in result.points
               if cx0 <= x < cx1 and cy0 <= y < cy1]
-    coords, labels = _point_arrays(inside)
+    coords, labels = point_arrays(inside) if inside else (None, None)
     logits, iou = mask_input[0], torch.tensor(result.iou_prediction)
     for _ in range(max(1, steps)):
         out = p.predict(cemb, coords, labels, box=crop_box_prompt, mask_input=logits[None], multimask_output=True)
