@@ -18,8 +18,10 @@ from PIL import Image
 
 from .. import __version__
 from ..errors import InputError, PersamError
+from ..exports.coco import encode_rle
+from ..grid import mask_box
 from .bodies import MaskFormat, Method
-from .imaging import coco_rle, mask_box, png_bytes
+from .imaging import png_bytes
 from .uploads import UploadError, check_image, check_mask, display_name, parse_box, parse_points, read_upload
 from .workspace import NotFound
 
@@ -158,7 +160,7 @@ def api_router(state: PersamApp) -> APIRouter:
             png = await asyncio.to_thread(png_bytes, Image.fromarray(mask.astype(np.uint8) * 255))
             out["mask_png"] = base64.b64encode(png).decode("ascii")
         if mask_format in ("rle", "both"):
-            out["rle"] = await asyncio.to_thread(coco_rle, mask)
+            out["rle"] = await asyncio.to_thread(encode_rle, mask)
         return out
 
     return router

@@ -43,22 +43,6 @@ def mask_preview(mask: np.ndarray) -> bytes:
     return png_bytes(Image.fromarray(rgba, "RGBA"))
 
 
-def mask_box(mask: np.ndarray) -> list[int] | None:
-    """x0, y0, x1, y1 (inclusive) of a bool mask; None when empty."""
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return None
-    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
-
-
-def coco_rle(mask: np.ndarray) -> dict:
-    """``mask`` as COCO run-length encoding: ``{"size": [h, w], "counts": "..."}``."""
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def save_preview(rgb: np.ndarray, path: Path) -> None:
     """A JPEG of ``rgb`` no larger than the page's preview size."""
     from ..io import save_image
