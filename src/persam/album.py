@@ -1,7 +1,7 @@
 """Albums: is my object in this photo, every instance of it, and several concepts in one pass.
 
 In an album most photos do not show the object, some show it twice, and people keep several concepts (two
-dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class:`Findings`:
+dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class:`~persam.findings.Findings`:
 
 * **present or absent** -- one rule, in one place: a concept is present when its presence score
   (:func:`presence_score`, the one hook) is at least :data:`DEFAULT_PRESENCE` x the score the concept gives
@@ -22,18 +22,22 @@ location map's peaks is kept (:func:`persam.presence.find`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import presence, settings
-from .errors import InputError
-from .grid import mask_box
+from .concept_set import (  # noqa: F401 (re-exported: the album's public names)
+    DEFAULT_CONCEPT,
+    ConceptSet,
+    check_same_model,
+    concept_name,
+    unique_names,
+)
+from .findings import ConceptFinding, Findings, Instance
 from .io import load_image
 from .method import PerSAM
 from .predictor import ImageEmbedding
@@ -56,8 +60,6 @@ PEAK_FLOOR = 0.75
 ATTEMPTS_PER_INSTANCE = 2
 #: around every peak tried (and every mask found) this many encoder-grid cells are not searched again.
 BLOCK_CELLS = 1.5
-#: concept name for a personalization given without one (``--ref`` instead of a concept file).
-DEFAULT_CONCEPT = "object"
 
 
 def presence_score(persam: PerSAM, emb: ImageEmbedding, result: Result, image: np.ndarray | None) -> float:
@@ -85,195 +87,6 @@ def is_present(result: Result, score: float, reference: float, threshold: float 
     """The present/absent rule: a mask was found and its presence ``score`` is at least ``threshold`` x the
     concept's ``reference`` score (so ``threshold`` 0 keeps every mask found, as plain PerSAM does)."""
     return bool(result.found) and score >= threshold * reference
-
-
-def concept_name(path: str | os.PathLike) -> str:
-    """A concept's name is its file's stem (``my_dog.persam`` -> ``my_dog``)."""
-    return Path(path).stem
-
-
-def unique_names(names: Sequence[str]) -> list[str]:
-    """Names made distinct by a numeric suffix (``dog``, ``dog-2``), in order."""
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        candidate, n = name, 2
-        while candidate in seen:
-            candidate, n = f"{name}-{n}", n + 1
-        seen.add(candidate)
-        out.append(candidate)
-    return out
-
-
-def check_same_model(concepts: Sequence[tuple[str | os.PathLike, dict]]) -> None:
-    """All concepts of one pass must share the model (name, weights, feature source): the photo is encoded once.
-
-    ``concepts`` are (path, meta) pairs as read by :func:`persam.concept.read_concept`; a one-line
-    :class:`InputError` names the first concept that differs from the first one.
-    """
-    if not concepts:
-        return
-    first_path, first = concepts[0]
-
-    def ident(meta: dict) -> tuple:
-        return meta.get("model"), meta.get("weights_sha256"), meta.get("features", "sam")
-
-    for path, meta in concepts[1:]:
-        if ident(meta) != ident(first):
-            model, sha, feats = ident(meta)
-            model0, sha0, feats0 = ident(first)
-            raise InputError(
-                f"{os.fspath(path)}: made with {model} (weights {str(sha)[:12]}, {feats} features) but "
-                f"{os.fspath(first_path)} with {model0} (weights {str(sha0)[:12]}, {feats0} features); "
-                "concepts segmented together must share the model: fit them with the same --model"
-            )
-
-
-# ------------------------------------------------------------------------------------------ findings
-@dataclass
-class Instance:
-    """One present instance of a concept in a photo."""
-
-    id: int  # its value in the label map (1..N)
-    concept: str
-    score: float  # presence score
-    mask: np.ndarray  # HxW bool, after overlaps with other instances were resolved
-    result: Result  # the decoding it came from (its own mask before overlaps were resolved)
-    present: bool = True
-
-    @property
-    def box(self) -> tuple[int, int, int, int] | None:
-        """(x0, y0, x1, y1) of the mask, inclusive."""
-        return mask_box(self.mask)
-
-    @property
-    def area(self) -> int:
-        return int(self.mask.sum())
-
-    def to_record(self) -> dict:
-        box = self.box
-        return {"id": self.id, "concept": self.concept, "score": round(self.score, 4), "present": self.present,
-                "box": list(box) if box is not None else None, "area": self.area}
-
-
-@dataclass
-class ConceptFinding:
-    """What one concept gave on a photo: its first (best-peak) decoding and the decision on it."""
-
-    name: str
-    result: Result  # result.present is set; its mask is emptied when absent
-    score: float  # presence score of that decoding
-    present: bool
-    reference_score: float
-
-    def to_record(self) -> dict:
-        record = self.result.to_record()
-        record.pop("seconds", None)
-        record["score"] = round(self.score, 4)
-        return record
-
-
-@dataclass
-class Findings:
-    """Everything found in one photo: the label map of instance ids, the instances, each concept's decision."""
-
-    labels: np.ndarray  # HxW uint8: 0 background, i = instance i
-    instances: list[Instance]  # present ones, ids 1..N in order
-    concepts: list[ConceptFinding]
-    palette: bool  # write the mask as a palette PNG of ids (else 0/255: one concept, one instance)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: encoder, decoder, total
-    cached: bool | None = None  # encoder features read from the embedding cache (None: no cache)
-
-    @property
-    def mask(self) -> np.ndarray:
-        """Every instance together, HxW bool."""
-        return self.labels > 0
-
-    @property
-    def present(self) -> bool:
-        return bool(self.instances)
-
-    @property
-    def score(self) -> float:
-        """The best score seen: of the present instances, or of the concepts' decodings when none is present."""
-        scores = [i.score for i in self.instances] + [c.score for c in self.concepts]
-        return max(scores, default=0.0)
-
-    @property
-    def best(self) -> ConceptFinding:
-        """The concept with the highest score (the first on ties)."""
-        return max(self.concepts, key=lambda c: c.score)
-
-    @property
-    def points(self) -> list[tuple[float, float, int]]:
-        return self.best.result.points
-
-    @property
-    def box(self) -> tuple[int, int, int, int] | None:
-        return self.best.result.box
-
-    def to_record(self) -> dict:
-        """The results.jsonl fields of this photo (the run adds image, mask and overlay)."""
-        best = self.best.result.to_record()
-        record = {
-            "width": int(self.labels.shape[1]),
-            "height": int(self.labels.shape[0]),
-            "present": self.present,
-            "score": round(self.score, 4),
-            "iou_prediction": best["iou_prediction"],
-            "similarity": best["similarity"],
-            "area": int(self.mask.sum()),
-            "points": best["points"],
-            "box": best["box"],
-            "instances": [i.to_record() for i in self.instances],
-        }
-        if len(self.concepts) > 1:
-            record["concepts"] = {c.name: c.to_record() for c in self.concepts}
-        if self.cached is not None:
-            record["cached"] = self.cached
-        record["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
-        return record
-
-
-# ------------------------------------------------------------------------------------------ concepts
-class ConceptSet:
-    """Named personalizations that share one model, segmented together (each photo encoded once)."""
-
-    def __init__(self, concepts: Mapping[str, PerSAM] | Sequence[PerSAM] | PerSAM) -> None:
-        if isinstance(concepts, PerSAM):
-            concepts = {DEFAULT_CONCEPT: concepts}
-        elif not isinstance(concepts, Mapping):
-            items = list(concepts)
-            names = [DEFAULT_CONCEPT] if len(items) == 1 else [f"concept_{i + 1}" for i in range(len(items))]
-            concepts = dict(zip(names, items, strict=True))
-        if not concepts:
-            raise ValueError("give at least one concept")
-        self.names = list(concepts)
-        self.persams = list(concepts.values())
-        model = self.persams[0].predictor.model
-        for name, p in zip(self.names, self.persams, strict=True):
-            if p.predictor.model is not model:
-                raise ValueError(f"concept {name!r} runs on another model object: load the model once, "
-                                 "pass it as sam= to every concept")
-        self.predictor = self.persams[0].predictor
-
-    def __len__(self) -> int:
-        return len(self.persams)
-
-    @classmethod
-    def load(cls, paths: Sequence[str | os.PathLike], *, sam=None, checkpoint: str | None = None,
-             device: str = "cpu", progress: bool = True) -> ConceptSet:
-        """Concept files read and checked (same model for all) before their model is loaded, once."""
-        from .concept import read_concept
-        from .loading import load_sam
-
-        read = [(p, *read_concept(p)) for p in paths]
-        check_same_model([(p, meta) for p, meta, _ in read])
-        if sam is None:
-            sam = load_sam(read[0][1]["model"], checkpoint, device=device, progress=progress)
-        names = unique_names([concept_name(p) for p, _, _ in read])
-        return cls({n: PerSAM.from_concept(p, meta, arrays, sam)
-                    for n, (p, meta, arrays) in zip(names, read, strict=True)})
 
 
 # ------------------------------------------------------------------------------------------ segmenting

@@ -158,7 +158,7 @@ class PhotoWriter:
     """Writes one photo's outputs into a folder the way every run does: the mask (0/255, or a palette PNG of
     instance ids when ``result.palette``), the preview and one line of ``results.jsonl``, each atomically.
 
-    ``result`` is a :class:`~persam.album.Findings` or a :class:`~persam.method.Result`. Ray's actors write
+    ``result`` is a :class:`~persam.findings.Findings` or a :class:`~persam.method.Result`. Ray's actors write
     with it too, into a scratch folder, so their files are byte for byte a local run's.
     """
 
