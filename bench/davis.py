@@ -1,6 +1,7 @@
 """Benchmark: semi-supervised video object segmentation on a DAVIS layout, every scheme in the same run.
 
     python bench/davis.py [DIR] [--sequences bear boat ...] [--max-frames N] [--model vit_t] [--threads 2]
+                          [--runtimes torch openvino openvino:bf16]
 
 DIR holds ``[DAVIS/]JPEGImages/480p/<seq>/NNNNN.jpg`` and ``Annotations/480p/<seq>/NNNNN.png`` (default:
 ../shared/data/davis2016-train-subset). Protocol (DAVIS semi-supervised): the first frame's mask is given
@@ -14,6 +15,10 @@ Every frame is decoded and encoded once; each scheme then decodes it with its ow
 - ``paper video``: the paper's video script (previous box and centre as prompts, see persam.video);
 - ``persam``: persam's default scheme.
 Seconds per frame = decoding the JPEG + encoder + that scheme's decoder work; frames/s is its inverse.
+
+With ``--runtimes`` (RUNTIME[:PRECISION] entries, see :mod:`persam.runtimes`: the encoder at that precision,
+the decoder by the same runtime in f32), persam's scheme runs once per runtime instead, every frame encoded
+by each in turn, to compare their J&F and speed.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, metavar="N", help="only the first N frames of each sequence")
     ap.add_argument("--model", default="vit_t")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--runtimes", nargs="+", metavar="RUNTIME[:PRECISION]",
+                    help="compare persam's scheme across encoder runtimes instead of the schemes")
     args = ap.parse_args(argv)
 
     import torch
@@ -67,14 +74,26 @@ def main(argv: list[str] | None = None) -> int:
     root = davis_root(args.dir)
     seqs = args.sequences or davis_sequences(root)
     tune_cpu_allocator()  # as the command line does
-    predictor = SamPredictor(load_sam(args.model, progress=False))
+    sam = load_sam(args.model, progress=False)
     runs = configs(DEFAULT_METHOD)
+    predictor = SamPredictor(sam)
+    predictors = dict.fromkeys(runs, predictor)
+    if args.runtimes:
+        from persam.runtimes import make_decoder, make_encoder
+
+        persam_run = runs["persam"]
+        runs, predictors = {}, {}
+        for entry in dict.fromkeys(args.runtimes):
+            runtime, _, precision = entry.partition(":")
+            runs[f"persam {entry}"] = persam_run
+            predictors[f"persam {entry}"] = SamPredictor(sam, encoder=make_encoder(sam, runtime, precision or "f32"),
+                                                         decoder=make_decoder(sam, runtime))
     names = list(runs)
     # per scheme: per sequence, per object id -> (J list, F list); seconds of decoder work; frames
     scores = {n: {} for n in names}
     decoder_s = dict.fromkeys(names, 0.0)
     start_s = dict.fromkeys(names, 0.0)
-    encode_s, n_frames = 0.0, 0
+    encode_s, n_frames = dict.fromkeys(names, 0.0), 0
     print(f"DAVIS semi-supervised: {root} | {len(seqs)} sequences | model {args.model} | {args.threads} threads",
           flush=True)
     wall = time.perf_counter()
@@ -87,26 +106,36 @@ def main(argv: list[str] | None = None) -> int:
         ids0 = read_ids(pairs[0][1])
         ids = [int(i) for i in np.unique(ids0) if i not in (0, VOID)]
         masks = [ids0 == i for i in ids]
-        emb0 = predictor.encode(image0)
+        by_predictor = {id(p): p.encode(image0) for p in {id(p): p for p in predictors.values()}.values()}
+        emb0s = {n: by_predictor[id(predictors[n])] for n in names}
         trackers = {}
         for n, (method_settings, video_settings) in runs.items():
             t0 = time.perf_counter()
-            persams = [PerSAM.from_embeddings(predictor, [emb0], [m], method_settings) for m in masks]
+            emb0 = emb0s[n]
+            persams = [PerSAM.from_embeddings(predictors[n], [emb0], [m], method_settings) for m in masks]
             trackers[n] = VideoTracker(persams, ids, video_settings)
             trackers[n].start(emb0, masks)
             start_s[n] += time.perf_counter() - t0
             scores[n][seq] = {i: ([], []) for i in ids}
         for k, (frame_path, ann_path) in enumerate(pairs[1:], start=1):
             t0 = time.perf_counter()
-            emb = predictor.encode(load_image(frame_path))
-            encode_s += time.perf_counter() - t0
+            image = load_image(frame_path)
+            read_s = time.perf_counter() - t0
+            embs, shared = {}, None
+            for n in names:  # one encoding per predictor, in turn
+                if shared is None or predictors[n] is not shared[0]:
+                    t0 = time.perf_counter()
+                    emb = predictors[n].encode(image)
+                    shared = (predictors[n], emb, time.perf_counter() - t0)
+                embs[n] = shared[1]
+                encode_s[n] += read_s + shared[2]
             n_frames += 1
             evaluated = k < len(pairs) - 1  # DAVIS leaves out the first and the last frame
             gt = read_ids(ann_path) if evaluated else None
             void = gt == VOID if evaluated else None
             for n, tracker in trackers.items():
                 t0 = time.perf_counter()
-                result = tracker.step(emb)
+                result = tracker.step(embs[n])
                 decoder_s[n] += time.perf_counter() - t0
                 if evaluated:
                     for i in ids:
@@ -118,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(names, scores, decoder_s, start_s, encode_s, n_frames)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"\nencoder (with JPEG decoding) {encode_s / max(n_frames, 1):.3f} s/frame over {n_frames} frames; "
+    encoders = ", ".join(f"{n} {s / max(n_frames, 1):.3f}" for n, s in encode_s.items())
+    print(f"\nJPEG decoding + encoder s/frame over {n_frames} frames: {encoders}; "
           f"peak RSS {peak:.2f} GB; wall {time.perf_counter() - wall:.0f} s")
     return 0
 
@@ -148,7 +178,7 @@ def print_table(names, scores, decoder_s, start_s, encode_s, n_frames) -> None:
         means = [m for seq in seqs for m in _object_means(scores[n][seq])]
         j = float(np.mean([m[0] for m in means]))
         f = float(np.mean([m[1] for m in means]))
-        per_frame = (encode_s + decoder_s[n]) / max(n_frames, 1)
+        per_frame = (encode_s[n] + decoder_s[n]) / max(n_frames, 1)
         rows["J"].append(j)
         rows["F"].append(f)
         rows["J&F"].append((j + f) / 2)

@@ -1,10 +1,14 @@
-"""Benchmark: the image encoder's runtimes (torch, ONNX Runtime, OpenVINO f32/bf16) in one process, interleaved.
+"""Benchmark: the runtimes (torch, ONNX Runtime, OpenVINO f32/mixed/bf16) in one process, interleaved.
 
-    python bench/runtimes.py [--runtimes torch onnxruntime openvino openvino:bf16] [--repeats 8] [--threads 2]
-                             [--perseg DIR] [--davis DIR] [--every 10] [--video-seq dog-agility]
+    python bench/runtimes.py [--runtimes torch onnxruntime openvino openvino:mixed openvino:bf16]
+                             [--repeats 8] [--threads 2] [--perseg DIR] [--davis DIR] [--every 10]
+                             [--video-seq dog-agility]
 
-One model is loaded once; every runtime gets an encoder for it (:func:`persam.runtimes.make_encoder`; the
-first use exports and compiles, timed as "setup"). Everything that is timed runs the runtimes in turn, image
+A runtime entry is RUNTIME[:PRECISION[:DECODER]]: the image encoder run by RUNTIME at PRECISION (f32 default),
+the prompt encoder + mask decoder by DECODER (default: RUNTIME, always f32), e.g. ``openvino:f32:torch`` for
+OpenVINO's encoder with PyTorch's decoder. One model is loaded once; every entry gets its encoder and decoder
+(:func:`persam.runtimes.make_encoder` / ``make_decoder``; the first use exports and compiles, timed as
+"setup"). Everything that is timed runs the runtimes in turn, image
 by image, so a busy machine slows them alike; timings are medians. Per runtime:
 
 - encoder seconds: one 854x480 frame encoded ``--repeats`` times (median), after a warm-up;
@@ -45,6 +49,7 @@ class Stats:
     video_fps: list[float] = field(default_factory=list)
     video_j: float = float("nan")
     precision: str = ""
+    decoder: str = ""
 
 
 def _iou(a, b) -> float:
@@ -54,8 +59,10 @@ def _iou(a, b) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime", "openvino", "openvino:bf16"],
-                    help="RUNTIME[:PRECISION] entries (default: %(default)s)")
+    ap.add_argument("--runtimes", nargs="+",
+                    default=["torch", "onnxruntime", "openvino:f32:torch", "openvino", "openvino:mixed",
+                             "openvino:bf16"],
+                    help="RUNTIME[:PRECISION[:DECODER]] entries (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=8, help="encoder timings per runtime (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--perseg", default=str(SHARED / "perseg-mini"))
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from persam.io import load_image, load_mask
     from persam.loading import tune_cpu_allocator
     from persam.metrics import IoUAccumulator
-    from persam.runtimes import make_encoder
+    from persam.runtimes import make_decoder, make_encoder
 
     torch.set_num_threads(args.threads)
     tuned = tune_cpu_allocator()  # as the CLI does
@@ -86,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     predictors: dict[str, SamPredictor] = {}
     stats: dict[str, Stats] = {}
     for name in names:
-        runtime, _, precision = name.partition(":")
+        runtime, precision, decoder_runtime = (name.split(":") + ["", ""])[:3]
         start = time.perf_counter()
         encoder = make_encoder(sam, runtime, precision or "f32", cache_dir=args.cache_dir)
-        stats[name] = Stats(setup_s=time.perf_counter() - start, precision=getattr(encoder, "precision", "f32"))
-        predictors[name] = SamPredictor(sam, encoder=encoder)
+        decoder = make_decoder(sam, decoder_runtime or runtime, cache_dir=args.cache_dir)
+        stats[name] = Stats(setup_s=time.perf_counter() - start, precision=getattr(encoder, "precision", "f32"),
+                            decoder=decoder.runtime)
+        predictors[name] = SamPredictor(sam, encoder=encoder, decoder=decoder)
     print(f"runtimes ready: {', '.join(f'{n} {s.setup_s:.1f} s' for n, s in stats.items())}", file=sys.stderr)
 
     def interleaved(step: Callable[[str], None]) -> None:
@@ -171,6 +180,7 @@ def _video(args, davis_root: Path, sam, names, predictors, stats) -> None:
     for _ in range(args.video_rounds):
         for name in names:
             sam.encoder_runtime = predictors[name].encoder
+            sam.decoder_runtime = predictors[name].decoder
             ious, count = [], 0
             t0 = time.perf_counter()
             for frame, found in persam.segment_video(frames, str(first), sam=sam, progress=False):
@@ -180,7 +190,7 @@ def _video(args, davis_root: Path, sam, names, predictors, stats) -> None:
                     ious.append(_iou(found.labels > 0, gt))
             stats[name].video_fps.append(count / (time.perf_counter() - t0))
             stats[name].video_j = float(np.mean(ious)) if ious else float("nan")
-    sam.encoder_runtime = None
+    sam.encoder_runtime = sam.decoder_runtime = None
 
 
 def _print_table(args, names, stats: dict[str, Stats], tuned: bool, davis_root) -> None:
@@ -198,7 +208,7 @@ def _print_table(args, names, stats: dict[str, Stats], tuned: bool, davis_root) 
     for name in names:
         s = stats[name]
         nan = float("nan")
-        row = [name, s.precision, f"{s.setup_s:.1f}", f"{med(s.encoder_s):.3f}",
+        row = [name, f"{s.precision}, decoder {s.decoder}", f"{s.setup_s:.1f}", f"{med(s.encoder_s):.3f}",
                f"{med(s.e2e_s) if s.e2e_s else nan:.3f}",
                f"{s.miou.get('perseg', nan):.4f}", f"{s.biou.get('perseg', nan):.4f}"]
         if davis_root is not None:

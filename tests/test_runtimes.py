@@ -1,5 +1,6 @@
-"""Image-encoder runtimes: each installed runtime matches PyTorch on tiny random models; the exported model is
-cached, reused and rebuilt when damaged; a missing package is a one-line PersamError naming the extra."""
+"""Runtimes: each installed runtime's image encoder and decoder graph match PyTorch on tiny random models; the
+exported models are cached, reused and rebuilt when damaged; a missing package is a one-line PersamError
+naming the extra."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 import torch
 
 from persam import SamPredictor
+from persam.decoders import TorchDecoder
 from persam.errors import PersamError
-from persam.runtimes import available_runtimes, make_encoder, preferred_runtime
-from persam.runtimes.cache import META_FILE, encoder_onnx
+from persam.loading import use_runtime
+from persam.runtimes import GraphDecoder, available_runtimes, make_decoder, make_encoder, preferred_runtime
+from persam.runtimes.cache import META_FILE, decoder_onnx, encoder_onnx
 
 from .conftest import tiny_sam
 
@@ -62,6 +65,26 @@ def test_openvino_bf16_is_close(tmp_path):
     torch.testing.assert_close(f32(x), expected, atol=1e-4, rtol=1e-4)
     rel = (bf16(x) - expected).abs().mean() / expected.abs().mean()
     assert bf16.precision in ("bf16", "f32") and rel < 0.1
+
+
+@pytest.mark.parametrize("backbone", ["vit_t", "vit_b"])
+def test_openvino_mixed_runs_stem_in_f32_then_body(backbone, tmp_path):
+    require_runtime("openvino")
+    sam = tiny_sam(backbone)
+    x = _input(sam)
+    with torch.inference_mode():
+        expected = sam.image_encoder(x)
+    mixed = make_encoder(sam, "openvino", "mixed", cache_dir=tmp_path)
+    assert len(mixed.requests) == 2 and mixed.precision in ("mixed", "f32")  # f32: a CPU without bf16
+    for seed in (0, 1):  # the stem's output feeds the body without a copy: a second image must not see the first
+        x = _input(sam, seed)
+        with torch.inference_mode():
+            expected = sam.image_encoder(x)
+        out = mixed(x)
+        assert out.shape == expected.shape
+        assert (out - expected).abs().mean() / expected.abs().mean() < 0.05
+    entries = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert len(entries) == 2 and any("encoder_stem" in (tmp_path / e / "meta.json").read_text() for e in entries)
 
 
 def test_predictor_with_runtime_gives_torch_masks(tmp_path, rng):
@@ -149,3 +172,94 @@ def test_unwritable_cache_still_works(tmp_path):
     encoder = make_encoder(sam, "onnxruntime", cache_dir=blocker / "cache")  # cannot be created, even by root
     with torch.inference_mode():
         torch.testing.assert_close(encoder(x), sam.image_encoder(x), atol=1e-4, rtol=1e-4)
+
+
+def _prompt_sets(sam, gen: torch.Generator) -> list[dict]:
+    """Every kind of prompt the predictor passes on: points, a box, both, a mask, PerSAM's guidance."""
+    size = float(sam.img_size)
+    h, w = sam.prompt_encoder.image_embedding_size
+    c = sam.prompt_encoder.embed_dim
+    points = (torch.rand(1, 2, 2, generator=gen) * size, torch.tensor([[1, 0]]))
+    box = torch.tensor([[10.0, 20.0, size * 0.6, size * 0.7]])
+    mask = torch.randn(1, 1, 4 * h, 4 * w, generator=gen)
+    sim = torch.rand(1, 1, 1, h * w, generator=gen)
+    target = torch.randn(1, 1, c, generator=gen)
+    none = dict(points=None, boxes=None, masks=None, attn_sim=None, target_embedding=None)
+    return [
+        {**none, "points": points},
+        {**none, "boxes": box},
+        {**none, "points": points, "boxes": box, "masks": mask},
+        {**none, "points": points, "attn_sim": sim, "target_embedding": target},
+        {**none, "points": (points[0][:, :1], points[1][:, :1]), "boxes": box, "masks": mask, "attn_sim": sim},
+        none,  # no sparse prompt at all: decoded by the PyTorch fallback
+    ]
+
+
+@pytest.mark.parametrize("backbone", ["vit_t", "vit_b"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_decoder_runtime_matches_torch(runtime, backbone, tmp_path):
+    require_runtime(runtime)
+    sam = tiny_sam(backbone)
+    decoder = make_decoder(sam, runtime, cache_dir=tmp_path)
+    assert isinstance(decoder, GraphDecoder) and decoder.runtime == runtime
+    reference = TorchDecoder(sam)
+    gen = torch.Generator().manual_seed(0)
+    h, w = sam.prompt_encoder.image_embedding_size
+    features = torch.randn(1, sam.prompt_encoder.embed_dim, h, w, generator=gen)
+    for prompts in _prompt_sets(sam, gen):
+        with torch.inference_mode():
+            expected = reference(features, **prompts)
+        got = decoder(features, **prompts)
+        for a, b in zip(got, expected, strict=True):
+            assert a.shape == b.shape == (1, 4, *b.shape[2:]) and a.dtype == torch.float32
+            torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-3)
+
+
+def test_persam_with_decoder_runtime_gives_torch_masks(tmp_path):
+    """PerSAM-F end to end (fit and segment) with the graph decoder: the masks of the PyTorch decoder."""
+    from persam import PerSAM, Settings
+
+    from .conftest import disc, random_image
+
+    runtime = next((r for r in ("openvino", "onnxruntime") if r in available_runtimes()), None)
+    if runtime is None:
+        require_runtime("openvino")
+    sam = tiny_sam("vit_t")
+    image = random_image(160, 200)
+    torch_pred = SamPredictor(sam)
+    graph_pred = SamPredictor(sam, decoder=make_decoder(sam, runtime, cache_dir=tmp_path))
+    emb = torch_pred.encode(image)
+    settings = Settings.for_method("persam-f")
+    mask = disc(160, 200, 90, 80, 30)
+    a = PerSAM.from_embeddings(torch_pred, [emb], [mask], settings)
+    b = PerSAM.from_embeddings(graph_pred, [emb], [mask], settings)
+    torch.testing.assert_close(b.fusion_weights, a.fusion_weights, atol=1e-4, rtol=1e-3)
+    target = torch_pred.encode(random_image(160, 200, seed=1))
+    ra, rb = a.segment_embedding(target), b.segment_embedding(target)
+    assert (ra.mask != rb.mask).mean() < 1e-3 and abs(ra.score - rb.score) < 1e-3
+
+
+def test_use_runtime_sets_both_parts(monkeypatch, tmp_path):
+    require_runtime("onnxruntime")
+    monkeypatch.setenv("PERSAM_HOME", str(tmp_path))
+    sam = tiny_sam("vit_t")
+    use_runtime(sam, "onnxruntime")
+    assert sam.encoder_runtime.runtime == sam.decoder_runtime.runtime == "onnxruntime"
+    predictor = SamPredictor(sam)
+    assert predictor.encoder is sam.encoder_runtime and predictor.decoder is sam.decoder_runtime
+    use_runtime(sam, "torch")
+    assert sam.encoder_runtime is None and sam.decoder_runtime is None
+    assert isinstance(SamPredictor(sam).decoder, TorchDecoder)
+
+
+def test_decoder_cache_is_its_own_entry(tmp_path):
+    require_runtime("onnxruntime")
+    sam = tiny_sam("vit_t")
+    enc, dec = encoder_onnx(sam, tmp_path), decoder_onnx(sam, tmp_path)
+    assert enc.parent != dec.parent and enc.name == "encoder.onnx" and dec.name == "decoder.onnx"
+    assert decoder_onnx(sam, tmp_path) == dec  # reused
+    other = tiny_sam("vit_t", seed=1)  # other decoder weights, other entry
+    assert decoder_onnx(other, tmp_path).parent != dec.parent
+    dec.write_bytes(b"\0" * dec.stat().st_size)  # damaged, same size: only the runtime can tell
+    decoder = make_decoder(sam, "onnxruntime", cache_dir=tmp_path)
+    assert decoder.path.stat().st_size > 0

@@ -5,9 +5,10 @@ second concept run over the same album (or a rerun with ``--overwrite``) reads t
 
 Entries are keyed by what determines the features: the decoded pixels and their shape (not the file name or
 bytes, so a renamed or re-saved copy still hits), the model name and its weights' sha256, the encoder runtime
-and the feature source of the location prior. Features are stored in half precision (half the disk space);
-they are rounded the same way on a miss, so a photo gets the same masks whether its entry was just written or
-read back. An entry that cannot be read or does not fit is ignored and rewritten, never an error.
+(and its precision) and the feature source of the location prior. Features are stored in half precision (half
+the disk space); they are rounded the same way on a miss, so a photo gets the same masks whether its entry was
+just written or read back. An entry that cannot be read or does not fit is ignored and rewritten, never an
+error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ CACHE_VERSION = 1
 STORE_DTYPE = np.float16
 
 
+def _encoder_id(encoder) -> str:
+    """The encoder's runtime, and its precision when that is not f32 (f32 keys are those of earlier versions)."""
+    runtime = str(getattr(encoder, "runtime", "torch"))
+    precision = str(getattr(encoder, "precision", "f32"))
+    return runtime if precision == "f32" else f"{runtime}:{precision}"
+
+
 class EmbeddingCache:
     """Encode photos through a cache folder: ``cache.encode(image)`` is ``predictor.encode(image)``, cached.
 
@@ -46,7 +54,7 @@ class EmbeddingCache:
             f"persam-embedding-cache v{CACHE_VERSION}",
             str(sam.model_name or "unnamed"),
             str(sam.weights_sha256 or "unverified"),
-            str(getattr(predictor.encoder, "runtime", "torch")),
+            _encoder_id(predictor.encoder),
             str(predictor.feature_source.name),
             str(self.dtype),
             str(sam.img_size),

@@ -91,20 +91,22 @@ def load_sam(
 
 
 def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32") -> Sam:
-    """Run ``sam``'s image encoder with ``runtime`` (see :func:`load_sam`); the model itself is unchanged.
+    """Run ``sam``'s image encoder with ``runtime`` at ``precision``, and its prompt encoder + mask decoder
+    with the same runtime in f32 (see :func:`load_sam`); the model itself is unchanged.
 
-    The runtime's model is exported on first use and cached beside the weights (:mod:`persam.runtimes`).
+    The runtime's models are exported on first use and cached beside the weights (:mod:`persam.runtimes`).
     """
     if runtime == "auto":
         from .runtimes import preferred_runtime
 
         runtime = preferred_runtime() if sam.device.type == "cpu" else "torch"
     if runtime == "torch" and precision == "f32":
-        sam.encoder_runtime = None
+        sam.encoder_runtime = sam.decoder_runtime = None
         return sam
     if sam.device.type != "cpu":
         raise PersamError(f"--runtime {runtime} runs on the CPU; use --device cpu or --runtime torch")
-    from .runtimes import make_encoder
+    from .runtimes import make_decoder, make_encoder
 
     sam.encoder_runtime = make_encoder(sam, runtime, precision)
+    sam.decoder_runtime = None if runtime == "torch" else make_decoder(sam, runtime)
     return sam

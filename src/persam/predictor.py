@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .decoders import MaskDecoderRuntime, TorchDecoder
 from .encoders import DEFAULT_FEATURES, FeatureSource, ImageEncoder, TorchEncoder
 from .modeling import Sam
 from .transforms import apply_coords, grid_to_image, pad_to_square, resize_image, resized_shape
@@ -45,14 +46,16 @@ class Decoded:
 class SamPredictor:
     """Thin, stateless wrapper around :class:`Sam` for one image at a time.
 
-    The image features come from ``encoder`` (default: the model's own PyTorch encoder, see
-    :mod:`persam.encoders`); the location prior and score use ``feature_source`` (default: SAM's features).
+    The image features come from ``encoder`` and the masks from ``decoder`` (default: the runtimes the model
+    was loaded with, else its own PyTorch modules; see :mod:`persam.encoders`, :mod:`persam.decoders`); the
+    location prior and score use ``feature_source`` (default: SAM's features).
     """
 
     def __init__(self, model: Sam, encoder: ImageEncoder | None = None,
-                 feature_source: FeatureSource | None = None) -> None:
+                 feature_source: FeatureSource | None = None, decoder: MaskDecoderRuntime | None = None) -> None:
         self.model = model
         self.encoder = encoder or model.encoder_runtime or TorchEncoder(model.image_encoder)
+        self.decoder = decoder or model.decoder_runtime or TorchDecoder(model)
         self.feature_source = feature_source or DEFAULT_FEATURES
 
     @property
@@ -96,7 +99,6 @@ class SamPredictor:
         low-res logits from an earlier call. ``all_tokens`` returns all four mask tokens (single-mask
         token first) instead of SAM's selection by ``multimask_output``.
         """
-        model = self.model
         dev = self.device
         points = None
         if point_coords is not None:
@@ -108,12 +110,10 @@ class SamPredictor:
             corners = apply_coords(np.asarray(box, dtype=np.float32).reshape(2, 2), emb.original_size, emb.input_size)
             boxes = torch.from_numpy(corners.reshape(1, 4)).to(dev)
         masks = mask_input[None].to(dev) if mask_input is not None else None
-        sparse, dense = model.prompt_encoder(points, boxes, masks)
-        decode_args = (emb.features, model.prompt_encoder.get_dense_pe(), sparse, dense)
-        if all_tokens:
-            logits, iou = model.mask_decoder.predict_all(*decode_args, attn_sim, target_embedding)
-        else:
-            logits, iou = model.mask_decoder(*decode_args, multimask_output, attn_sim, target_embedding)
+        logits, iou = self.decoder(emb.features, points, boxes, masks, attn_sim, target_embedding)
+        if not all_tokens:  # SAM's choice: the three multi-scale masks, or the single-mask token
+            tokens = slice(1, None) if multimask_output else slice(0, 1)
+            logits, iou = logits[:, tokens], iou[:, tokens]
         return Decoded(logits[0], iou[0])
 
     def upscale(self, emb: ImageEmbedding, logits: torch.Tensor) -> torch.Tensor:

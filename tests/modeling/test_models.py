@@ -128,3 +128,15 @@ def test_batchnorm_fusion_keeps_outputs():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sam.modules())
     assert isinstance(sam.image_encoder, TinyViT)
     assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["vit_t", "vit_b"])
+def test_stem_then_body_is_the_encoder(name):
+    """A runtime may run the stem and the body apart (mixed precision): together they are the encoder, exactly."""
+    sam = tiny_sam(name)
+    x = torch.randn(1, 3, sam.img_size, sam.img_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = sam.image_encoder(x)
+        stem = sam.image_encoder.forward_stem(x)
+        split = sam.image_encoder.forward_body(stem)
+    assert stem.shape != whole.shape and torch.equal(split, whole)

@@ -40,11 +40,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for PyTorch (default: all cores)")
     g.add_argument("--runtime", choices=("auto", "torch", "openvino", "onnxruntime"), default="auto",
-                   help="what runs the image encoder: auto (default: OpenVINO when installed, else PyTorch), "
+                   help="what runs the model: auto (default: OpenVINO when installed, else PyTorch), "
                         "torch, openvino or onnxruntime (pip install persam[openvino] / persam[onnx])")
-    g.add_argument("--precision", choices=("f32", "bf16"), default="f32",
-                   help="encoder precision: f32 (default) or bf16 (OpenVINO on CPUs with bf16 support: faster, "
-                        "masks differ slightly)")
+    g.add_argument("--precision", choices=("f32", "bf16", "mixed"), default="f32",
+                   help="encoder precision: f32 (default); with OpenVINO on CPUs with bf16 support, bf16 or "
+                        "mixed (the first stage in f32, the rest in bf16): faster, masks differ slightly")
 
 
 def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:

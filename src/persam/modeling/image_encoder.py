@@ -168,7 +168,14 @@ class ImageEncoderViT(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x) + self.pos_embed
+        return self.forward_body(self.forward_stem(x))
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embedding + position (a runtime may run it at a higher precision than the blocks)."""
+        return self.patch_embed(x) + self.pos_embed
+
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything after :meth:`forward_stem`: the transformer blocks and the neck."""
         for block in self.blocks:
             x = block(x)
         return self.neck(x.permute(0, 3, 1, 2))

@@ -19,6 +19,8 @@ class Sam(nn.Module):
     weights_sha256: str | None = None  # None for models not loaded from a verified checkpoint
     # Another runtime for the image encoder (persam.runtimes), set by load_sam; None: this module's own.
     encoder_runtime = None
+    # The same for the prompt encoder + mask decoder (persam.decoders); None: this module's own.
+    decoder_runtime = None
 
     def __init__(
         self,

@@ -274,8 +274,15 @@ class TinyViT(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)
-        for layer in self.layers:
+        return self.forward_body(self.forward_stem(x))
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional first stage, at 1/4 resolution (a runtime may run it at a higher precision)."""
+        return self.layers[0](self.patch_embed(x))
+
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything after :meth:`forward_stem`: the attention stages and the neck."""
+        for layer in self.layers[1:]:
             x = layer(x)
         b, _, c = x.shape
         x = x.transpose(1, 2).reshape(b, c, self.out_res, self.out_res)

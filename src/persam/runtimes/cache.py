@@ -1,9 +1,10 @@
-"""Exported image encoders, made once per model and kept beside the weights cache.
+"""Exported image encoders and decoder graphs, made once per model and kept beside the weights cache.
 
-An entry is a folder ``<cache>/runtimes/<key>/`` holding ``encoder.onnx`` (plus external data for
-encoders over 2 GB) and ``meta.json``, written last, that records the files' sizes. The key covers
-everything the file depends on: the model, its weights (sha256, or a hash of the encoder's tensors for
-models not loaded from a checkpoint), the input size, the exporter and its version. A folder is built
+An entry is a folder ``<cache>/runtimes/<key>/`` holding one part's ONNX file: ``encoder.onnx`` (plus
+external data for encoders over 2 GB), the encoder's two halves for mixed precision (``encoder_stem.onnx``,
+``encoder_body.onnx``) or ``decoder.onnx``; and ``meta.json``, written last, that records the files' sizes.
+The key covers everything the file depends on: the part, the model, its weights (sha256, or a hash of the
+part's tensors for models not loaded from a checkpoint), the input size, the exporter and its version. A folder is built
 under a temporary name and renamed into place, so a crash never leaves a half-written entry; one whose
 files do not match ``meta.json`` (or that a runtime cannot load) is built again.
 """
@@ -28,6 +29,9 @@ from ..errors import PersamError
 ONNX_OPSET = 17
 EXPORT_FORMAT = 1  # bump when the exported graph changes for the same weights
 ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+PART_FILES = {"encoder": ENCODER_FILE, "encoder_stem": "encoder_stem.onnx", "encoder_body": "encoder_body.onnx",
+              "decoder": DECODER_FILE}
 META_FILE = "meta.json"
 INSTALL_HINT = "pip install persam[{extra}]"
 
@@ -51,33 +55,43 @@ def default_cache_dir() -> Path:
     return cache_dir() / "runtimes"
 
 
-def weights_id(sam: nn.Module) -> str:
-    """The weights' identity: the checkpoint's sha256, else a hash of the image encoder's tensors."""
+def _part_modules(sam: nn.Module, part: str) -> list[nn.Module]:
+    return [sam.image_encoder] if part.startswith("encoder") else [sam.prompt_encoder, sam.mask_decoder]
+
+
+def weights_id(sam: nn.Module, part: str = "encoder") -> str:
+    """The weights' identity: the checkpoint's sha256, else a hash of the part's tensors."""
     sha = getattr(sam, "weights_sha256", None)
     if sha:
         return str(sha)
     digest = hashlib.sha256()
-    for name, tensor in sorted(sam.image_encoder.state_dict().items()):
+    modules = _part_modules(sam, part)
+    state = {(f"{i}.{k}" if len(modules) > 1 else k): v
+             for i, m in enumerate(modules) for k, v in m.state_dict().items()}
+    for name, tensor in sorted(state.items()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return "state-" + digest.hexdigest()
 
 
-def entry_key(sam: nn.Module) -> str:
-    """Folder name of ``sam``'s encoder entry: readable prefix, then a hash of every setting that matters."""
+def entry_key(sam: nn.Module, part: str = "encoder") -> str:
+    """Folder name of ``sam``'s entry for ``part`` (encoder, decoder): readable prefix, then a hash of every
+    setting that matters."""
     name = getattr(sam, "model_name", "") or type(sam.image_encoder).__name__
     parts = {
         "model": name,
         "encoder": type(sam.image_encoder).__name__,
-        "weights": weights_id(sam),
+        "weights": weights_id(sam, part),
         "img_size": int(sam.img_size),
         "torch": torch.__version__.split("+")[0],
         "opset": ONNX_OPSET,
         "format": EXPORT_FORMAT,
     }
+    if part != "encoder":  # (encoder keys stay as they were: caches made before decoders are still found)
+        parts["part"] = part
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-    return f"{name}-{digest}"
+    return f"{name}-{digest}" if part == "encoder" else f"{name}-{part}-{digest}"
 
 
 def export_onnx(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -98,12 +112,12 @@ def _files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != META_FILE}
 
 
-def _valid(folder: Path) -> bool:
+def _valid(folder: Path, main_file: str = ENCODER_FILE) -> bool:
     """Is ``folder`` a complete entry (every file present, at the size ``meta.json`` recorded)?"""
     try:
         meta = json.loads((folder / META_FILE).read_text())
         files = meta["files"]
-        return ENCODER_FILE in files and all((folder / n).stat().st_size == s for n, s in files.items())
+        return main_file in files and all((folder / n).stat().st_size == s for n, s in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -115,10 +129,55 @@ def remove_entry(folder: Path) -> None:
 
 def encoder_onnx(sam: nn.Module, cache_dir: str | os.PathLike | None = None) -> Path:
     """The cached ``encoder.onnx`` of ``sam``'s image encoder, exported on first use."""
+    return cached_onnx(sam, "encoder", cache_dir)
+
+
+def decoder_onnx(sam: nn.Module, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cached ``decoder.onnx`` of ``sam``'s prompt encoder + mask decoder graph
+    (:class:`~persam.runtimes.decoder_graph.DecoderGraph`), exported on first use."""
+    return cached_onnx(sam, "decoder", cache_dir)
+
+
+class _Method(nn.Module):
+    """One method of a module as its ``forward`` (to export an encoder's stem or body alone)."""
+
+    def __init__(self, module: nn.Module, method: str) -> None:
+        super().__init__()
+        self.module = module
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.module, self.method)(x)
+
+
+def _export_part(sam: nn.Module, part: str, path: Path) -> None:
+    encoder = sam.image_encoder
+    example = torch.zeros(1, 3, sam.img_size, sam.img_size, device=sam.device)
+    if part == "encoder":
+        export_onnx(encoder, (example,), path, ["image"], ["image_embeddings"])
+        return
+    if part == "encoder_stem":
+        export_onnx(_Method(encoder, "forward_stem"), (example,), path, ["image"], ["stem"])
+        return
+    if part == "encoder_body":
+        with torch.no_grad():
+            stem = encoder.forward_stem(example)
+        export_onnx(_Method(encoder, "forward_body"), (stem,), path, ["stem"], ["image_embeddings"])
+        return
+    from .decoder_graph import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, DecoderGraph, decoder_example
+
+    example = decoder_example(sam)
+    export_onnx(DecoderGraph(sam).cpu().eval(), tuple(example[n] for n in INPUT_NAMES), path, list(INPUT_NAMES),
+                list(OUTPUT_NAMES), DYNAMIC_AXES)
+
+
+def cached_onnx(sam: nn.Module, part: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cached ONNX file of ``part`` ("encoder" or "decoder") of ``sam``, exported on first use."""
+    main_file = PART_FILES[part]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = root / entry_key(sam)
-    if _valid(folder):
-        return folder / ENCODER_FILE
+    folder = root / entry_key(sam, part)
+    if _valid(folder, main_file):
+        return folder / main_file
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
@@ -127,10 +186,9 @@ def encoder_onnx(sam: nn.Module, cache_dir: str | os.PathLike | None = None) -> 
         folder = root / folder.name
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
-        encoder = sam.image_encoder
-        example = torch.zeros(1, 3, sam.img_size, sam.img_size, device=sam.device)
-        export_onnx(encoder, (example,), tmp / ENCODER_FILE, ["image"], ["image_embeddings"])
-        meta = {"key": folder.name, "model": getattr(sam, "model_name", ""), "weights": weights_id(sam),
+        _export_part(sam, part, tmp / main_file)
+        meta = {"key": folder.name, "part": part, "model": getattr(sam, "model_name", ""),
+                "weights": weights_id(sam, part),
                 "torch": torch.__version__, "opset": ONNX_OPSET, "files": _files(tmp)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         if folder.exists():  # damaged: replace it
@@ -138,9 +196,9 @@ def encoder_onnx(sam: nn.Module, cache_dir: str | os.PathLike | None = None) -> 
         try:
             os.rename(tmp, folder)
         except OSError:  # another process put a complete entry there first
-            if not _valid(folder):
+            if not _valid(folder, main_file):
                 raise
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)
-    return folder / ENCODER_FILE
+    return folder / main_file
