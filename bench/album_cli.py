@@ -1,6 +1,6 @@
 """Benchmark: "is my object in this photo?" run as a user runs it, with the ``persam`` command.
 
-    python bench/album_cli.py [ALBUM_DIR] [--out DIR] [--threads 2]
+    python bench/album_cli.py [ALBUM_DIR] [--out DIR] [--threads 2] [--precision auto|f32|mixed|bf16]
 
 Per subject of a DreamBooth-album layout (``Images/<subject>/NN.jpg``, ``RefMasks/<subject>.png``):
 ``persam fit`` from ``00.jpg`` and its mask, then ``persam segment --concept C --cache DIR`` over the whole
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/persam-album-cli"))
     ap.add_argument("--threads", default="2")
     ap.add_argument("--subjects", nargs="+")
+    ap.add_argument("--precision", default="auto", help="the commands' --precision (default: %(default)s)")
     args = ap.parse_args(argv)
     images = args.album / "Images"
     subjects = args.subjects or sorted(p.name for p in images.iterdir() if p.is_dir())
@@ -49,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     for n, subject in enumerate(subjects):
         concept = concepts / f"{subject}.persam"
         persam("fit", "--ref", str(images / subject / "00.jpg"), "--ref-mask", str(args.album / "RefMasks" /
-               f"{subject}.png"), "-o", str(concept), "--overwrite", "-q", "--threads", args.threads)
+               f"{subject}.png"), "-o", str(concept), "--overwrite", "-q", "--threads", args.threads,
+               "--precision", args.precision)
         out = args.out / "runs" / subject
         start = time.perf_counter()
         persam("segment", "--concept", str(concept), "--cache", str(cache), str(images), "-o", str(out),
-               "--overwrite", "--no-overlay", "--export", "masks", "-q", "--threads", args.threads)
+               "--overwrite", "--no-overlay", "--export", "masks", "-q", "--threads", args.threads,
+               "--precision", args.precision)
         wall = time.perf_counter() - start
         records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
         own_ref = os.path.abspath(images / subject / "00.jpg")
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds["first" if n == 0 else "cached"].append(wall / len(records))
         print(f"  {subject}: AP {rows[-1][1]:.3f}  found {tp + fp} (own {tp} of {tp + fn})  {wall:.0f} s",
               file=sys.stderr)
-    print(f"Album: {args.album} | {len(subjects)} concepts | persam fit + persam segment --concept --cache\n")
+    print(f"Album: {args.album} | {len(subjects)} concepts | persam fit + persam segment --concept --cache "
+          f"--precision {args.precision}\n")
     print("| subject | AP | AUROC | precision | recall |")
     print("|---|---|---|---|---|")
     for subject, ap_, au, tp, fp, fn in rows:
