@@ -33,13 +33,22 @@ class GraphDecoder:
             session = ort_session(path, threads)
             self._run = lambda inputs: session.run(None, inputs)
         else:
-            request = openvino_compile(path, threads, "f32").create_infer_request()
+            self._requests: dict[int, object] = {}
+            self._threads = threads
+            self._request(3)  # the usual count (2 clicks + padding); a file OpenVINO cannot read fails here
+            self._run = self._run_openvino
 
-            def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-                request.infer(inputs, share_inputs=True)
-                return [np.array(request.get_output_tensor(i).data, dtype=np.float32, copy=True) for i in (0, 1)]
+    def _request(self, points: int):
+        """An OpenVINO request for ``points`` prompt points, compiled for that count on first use."""
+        if points not in self._requests:
+            shapes = {"point_coords": [1, points, 2], "point_labels": [1, points]}
+            self._requests[points] = openvino_compile(self.path, self._threads, "f32", shapes).create_infer_request()
+        return self._requests[points]
 
-            self._run = run
+    def _run_openvino(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = self._request(inputs["point_labels"].shape[1])
+        request.infer(inputs, share_inputs=True)
+        return [np.array(request.get_output_tensor(i).data, dtype=np.float32, copy=True) for i in (0, 1)]
 
     def inputs(self, features, points, boxes, masks, attn_sim, target_embedding) -> dict[str, np.ndarray]:
         """The graph's named inputs for one prompt set (see :class:`~persam.decoders.MaskDecoderRuntime`)."""

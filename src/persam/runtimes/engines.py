@@ -27,8 +27,9 @@ def ort_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def openvino_compile(path: Path, threads: int, precision: str):
-    """``path`` compiled by OpenVINO for the CPU at ``precision`` (its inference hint), for latency."""
+def openvino_compile(path: Path, threads: int, precision: str, shapes: dict[str, list[int]] | None = None):
+    """``path`` compiled by OpenVINO for the CPU at ``precision`` (its inference hint), for latency;
+    ``shapes`` fixes the shapes of named inputs first (a static graph runs a little faster)."""
     ov = require("openvino", "openvino", "the openvino runtime")
     core = ov.Core()
     # One compiled-model cache per precision: OpenVINO 2026.4 gave a bf16 compile the f32 blob's cache
@@ -40,4 +41,8 @@ def openvino_compile(path: Path, threads: int, precision: str):
         "INFERENCE_PRECISION_HINT": precision,
         "PERFORMANCE_HINT": "LATENCY",
     }
-    return core.compile_model(str(path), "CPU", config)
+    if shapes is None:
+        return core.compile_model(str(path), "CPU", config)
+    model = core.read_model(str(path))
+    model.reshape(shapes)
+    return core.compile_model(model, "CPU", config)
