@@ -3,9 +3,9 @@
 :class:`~persam.predictor.SamPredictor` hands a :class:`MaskDecoderRuntime` the image embedding and the
 prompts already mapped to the model's input square, and gets all four mask tokens' low-resolution logits and
 predicted IoUs back (the single-mask token first, then SAM's three multi-scale masks); the predictor picks
-among them. :class:`TorchDecoder` runs the model's own prompt encoder and mask decoder (the reference, and
-what PerSAM-F's fit differentiates through); :mod:`persam.runtimes` adds graph runtimes of the same two
-parts with PerSAM's guidance inputs.
+among them. :class:`TorchDecoder` runs the model's own prompt encoder and mask decoder (the reference);
+:mod:`persam.runtimes` adds graph runtimes of the same two parts with PerSAM's guidance inputs. PerSAM-F's fit
+only reads the decoder's outputs, so any of them serves it.
 """
 
 from __future__ import annotations
