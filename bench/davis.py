@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--runtimes", nargs="+", metavar="RUNTIME[:PRECISION]",
                     help="compare persam's scheme across encoder runtimes instead of the schemes")
+    ap.add_argument("--recheck", type=float, metavar="R",
+                    help="persam's scheme with VideoSettings(recheck=R) (search the whole frame too when unsure)")
     args = ap.parse_args(argv)
 
     import torch
@@ -76,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     tune_cpu_allocator()  # as the command line does
     sam = load_sam(args.model, progress=False)
     runs = configs(DEFAULT_METHOD)
+    if args.recheck is not None:
+        from dataclasses import replace
+
+        method_settings, video_settings = runs["persam"]
+        runs["persam"] = (method_settings, replace(video_settings, recheck=args.recheck))
     predictor = SamPredictor(sam)
     predictors = dict.fromkeys(runs, predictor)
     if args.runtimes:
