@@ -111,8 +111,8 @@ def loads(monkeypatch):
         calls.append(model)
         return tiny_sam(model)
 
-    def fake_use_runtime(sam, runtime="auto", precision="f32"):
-        calls.runtimes.append((runtime, precision))
+    def fake_use_runtime(sam, runtime="auto", precision="f32", video=False):
+        calls.runtimes.append((runtime, precision, video))
         return sam
 
     monkeypatch.setattr("persam.loading.load_sam", fake_load_sam)
@@ -123,7 +123,7 @@ def loads(monkeypatch):
 class _Loads(list):
     def __init__(self) -> None:
         super().__init__()
-        self.runtimes: list[tuple[str, str]] = []
+        self.runtimes: list[tuple[str, str, bool]] = []
 
 
 def _write_image(path, h, w, seed):

@@ -74,8 +74,10 @@ def load_sam(
     :func:`tune_cpu_allocator` themselves.
 
     ``runtime`` runs the image encoder: "torch" (default), "onnxruntime", "openvino", or "auto" (the fastest
-    installed, see :func:`persam.runtimes.preferred_runtime`; torch on a GPU); ``precision`` "f32" or "bf16"
-    (OpenVINO). A runtime whose package is missing raises a one-line :class:`PersamError`.
+    installed, see :func:`persam.runtimes.preferred_runtime`; torch on a GPU); ``precision`` "f32", or for
+    OpenVINO "bf16" or "mixed" (the encoder's stem in f32, the rest in bf16), or "auto" (mixed for OpenVINO,
+    else f32: see :func:`persam.runtimes.auto_precision`). A runtime whose package is missing raises a one-line
+    :class:`PersamError`.
     """
     from .checkpoints import checkpoint_sha256, resolve_checkpoint
 
@@ -90,16 +92,21 @@ def load_sam(
     return use_runtime(prepare_for_inference(sam).to(dev), runtime, precision)
 
 
-def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32") -> Sam:
+def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32", video: bool = False) -> Sam:
     """Run ``sam``'s image encoder with ``runtime`` at ``precision``, and its prompt encoder + mask decoder
-    with the same runtime in f32 (see :func:`load_sam`); the model itself is unchanged.
+    with the same runtime in f32 (see :func:`load_sam`; ``video``: the model will track a video, which
+    precision "auto" takes into account); the model itself is unchanged.
 
     The runtime's models are exported on first use and cached beside the weights (:mod:`persam.runtimes`).
     """
+    from .runtimes import auto_precision
+
     if runtime == "auto":
         from .runtimes import preferred_runtime
 
         runtime = preferred_runtime() if sam.device.type == "cpu" else "torch"
+    if precision == "auto":
+        precision = auto_precision(runtime, video)
     if runtime == "torch" and precision == "f32":
         sam.encoder_runtime = sam.decoder_runtime = None
         return sam

@@ -42,9 +42,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--runtime", choices=("auto", "torch", "openvino", "onnxruntime"), default="auto",
                    help="what runs the model: auto (default: OpenVINO when installed, else PyTorch), "
                         "torch, openvino or onnxruntime (pip install persam[openvino] / persam[onnx])")
-    g.add_argument("--precision", choices=("f32", "bf16", "mixed"), default="f32",
-                   help="encoder precision: f32 (default); with OpenVINO on CPUs with bf16 support, bf16 or "
-                        "mixed (the first stage in f32, the rest in bf16): faster, masks differ slightly")
+    g.add_argument("--precision", choices=("auto", "f32", "mixed", "bf16"), default="auto",
+                   help="encoder precision: auto (default: mixed with OpenVINO for photos, else f32), f32, or "
+                        "with OpenVINO on CPUs with bf16 support mixed (the first stage in f32, the rest in bf16: "
+                        "photo masks as accurate as f32's) or bf16 (fastest, masks differ)")
 
 
 def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:
