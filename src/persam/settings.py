@@ -89,7 +89,7 @@ class VideoSettings:
     box_margin: float = 0.05  # the previous box grows by this fraction of its width/height on every side
     box_prompt: bool = True  # give the grown previous box to the decoder as a box prompt
     mask_prompt: bool = False  # give the previous frame's logits to the decoder as a mask prompt
-    recheck: float = 0.0  # score below recheck x the reference's: search the whole frame as well
+    recheck: float = 0.8  # score below recheck x the reference's: search the whole frame as well
     presence: float = 0.6  # absent when score < presence x the reference frame's own score
 
     def __post_init__(self) -> None:

@@ -52,10 +52,10 @@ def preferred_runtime() -> str:
 
 
 def auto_precision(runtime: str, video: bool = False) -> str:
-    """The precision "auto" stands for: mixed for OpenVINO on photos (masks within 0.005 mIoU of PyTorch's on
-    the project's benchmarks, see the README), f32 for video (a tracker compounds small differences frame
-    after frame: mixed lost one DAVIS track) and for the other runtimes."""
-    return "mixed" if runtime == "openvino" and not video else "f32"
+    """The precision "auto" stands for: mixed for OpenVINO on video (whole-video J&F within 0.005 of PyTorch's
+    on DAVIS, at 1.5x the frames/s), f32 for photos (mixed moved presence scores near the threshold: album mAP
+    -0.014) and for the other runtimes. See the README's runtime section for the figures."""
+    return "mixed" if runtime == "openvino" and video else "f32"
 
 
 def _threads(threads: int | None) -> int:
