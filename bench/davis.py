@@ -103,6 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     encode_s, n_frames = dict.fromkeys(names, 0.0), 0
     print(f"DAVIS semi-supervised: {root} | {len(seqs)} sequences | model {args.model} | {args.threads} threads",
           flush=True)
+
+    def encode_once(image):
+        """Every distinct predictor encodes ``image`` once, in turn: (embedding, seconds) per run name."""
+        done = {}
+        for p in predictors.values():
+            if id(p) not in done:
+                t0 = time.perf_counter()
+                emb = p.encode(image)
+                done[id(p)] = (emb, time.perf_counter() - t0)
+        return {n: done[id(predictors[n])] for n in names}
+
     wall = time.perf_counter()
     for seq in seqs:
         pairs = sequence_frames(root, seq)[: args.max_frames]
@@ -113,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         ids0 = read_ids(pairs[0][1])
         ids = [int(i) for i in np.unique(ids0) if i not in (0, VOID)]
         masks = [ids0 == i for i in ids]
-        by_predictor = {id(p): p.encode(image0) for p in {id(p): p for p in predictors.values()}.values()}
-        emb0s = {n: by_predictor[id(predictors[n])] for n in names}
+        emb0s = {n: emb for n, (emb, _) in encode_once(image0).items()}
         trackers = {}
         for n, (method_settings, video_settings) in runs.items():
             t0 = time.perf_counter()
@@ -128,14 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             image = load_image(frame_path)
             read_s = time.perf_counter() - t0
-            embs, shared = {}, None
-            for n in names:  # one encoding per predictor, in turn
-                if shared is None or predictors[n] is not shared[0]:
-                    t0 = time.perf_counter()
-                    emb = predictors[n].encode(image)
-                    shared = (predictors[n], emb, time.perf_counter() - t0)
-                embs[n] = shared[1]
-                encode_s[n] += read_s + shared[2]
+            embs = {}
+            for n, (emb, seconds) in encode_once(image).items():
+                embs[n] = emb
+                encode_s[n] += read_s + seconds
             n_frames += 1
             evaluated = k < len(pairs) - 1  # DAVIS leaves out the first and the last frame
             gt = read_ids(ann_path) if evaluated else None

@@ -25,7 +25,7 @@ from torch import nn
 
 from .errors import PersamError
 from .runtimes.cache import ONNX_OPSET, export_onnx, require
-from .runtimes.decoder_graph import DYNAMIC_AXES, OUTPUT_NAMES, DecoderGraph, decoder_example
+from .runtimes.decoder_graph import export_decoder
 
 FORMATS = ("onnx", "openvino")
 ENCODER_NAME = "image_encoder"
@@ -113,9 +113,7 @@ def export_model(
         size = sam.img_size
         export_onnx(encoder, (torch.zeros(1, 3, size, size),), tmp / f"{ENCODER_NAME}.onnx",
                     ["image"], ["image_embeddings"])
-        example = decoder_example(sam)
-        export_onnx(DecoderGraph(sam).cpu().eval(), tuple(example.values()), tmp / f"{DECODER_NAME}.onnx",
-                    list(example), list(OUTPUT_NAMES), DYNAMIC_AXES)
+        export_decoder(sam, tmp / f"{DECODER_NAME}.onnx")
         for name in (ENCODER_NAME, DECODER_NAME):
             if ov is not None:
                 ov.save_model(ov.convert_model(str(tmp / f"{name}.onnx")), str(tmp / f"{name}.xml"),

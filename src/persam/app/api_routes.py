@@ -22,7 +22,15 @@ from ..exports.coco import encode_rle
 from ..grid import mask_box
 from .bodies import MaskFormat, Method
 from .imaging import png_bytes
-from .uploads import UploadError, check_image, check_mask, display_name, parse_box, parse_points, read_upload
+from .uploads import (
+    UploadError,
+    check_mask,
+    display_name,
+    parse_box,
+    parse_points,
+    read_image_upload,
+    read_upload,
+)
 from .workspace import NotFound
 
 if TYPE_CHECKING:
@@ -70,9 +78,7 @@ def api_router(state: PersamApp) -> APIRouter:
             raise UploadError(422, "give either a mask or points/box, not both")
         if mask is None and not any(label == 1 for _, _, label in clicks) and rect is None:
             raise UploadError(422, "give a mask, or points on the object, or a box around it")
-        data = await read_upload(image, config.max_upload_bytes)
-        img = await asyncio.to_thread(check_image, data, name, max_bytes=config.max_upload_bytes,
-                                      max_pixels=config.max_pixels)
+        _, img = await read_image_upload(image, name, config)
         ref_mask = None
         if mask is not None:
             mask_data = await read_upload(mask, config.max_upload_bytes)
@@ -147,10 +153,7 @@ def api_router(state: PersamApp) -> APIRouter:
 
         entry = state.concepts.get(cid)
         name = display_name(image.filename)
-        data = await read_upload(image, config.max_upload_bytes)
-        img = await asyncio.to_thread(check_image, data, name, max_bytes=config.max_upload_bytes,
-                                      max_pixels=config.max_pixels)
-        del data
+        _, img = await read_image_upload(image, name, config)  # the bytes are not kept
         findings = await state.worker.run(lambda: AlbumSegmenter(entry.persam).segment(img.rgb))
         mask = findings.mask
         out = {"present": findings.present, "score": round(findings.score, 4), "box": mask_box(mask),

@@ -25,10 +25,10 @@ from .jobs import Job, start_job
 from .uploads import (
     UploadError,
     box_from,
-    check_image,
     check_video,
     display_name,
     points_from,
+    read_image_upload,
     read_upload,
     safe_stem,
 )
@@ -100,9 +100,7 @@ def page_router(state: PersamApp) -> APIRouter:
     async def upload_reference(wid: str, file: Annotated[UploadFile, File()]) -> dict:
         ws = state.workspaces.get(wid)
         name = display_name(file.filename)
-        data = await read_upload(file, config.max_upload_bytes)
-        img = await asyncio.to_thread(check_image, data, name, max_bytes=config.max_upload_bytes,
-                                      max_pixels=config.max_pixels)
+        data, img = await read_image_upload(file, name, config)
         n = ws.next_number()
         path = ws.dir / "uploads" / f"reference-{n}{img.suffix}"
         preview = ws.dir / "uploads" / f"reference-{n}-preview.jpg"
@@ -162,9 +160,7 @@ def page_router(state: PersamApp) -> APIRouter:
     async def upload_target(wid: str, file: Annotated[UploadFile, File()]) -> dict:
         ws = state.workspaces.get(wid)
         name = display_name(file.filename)
-        data = await read_upload(file, config.max_upload_bytes)
-        img = await asyncio.to_thread(check_image, data, name, max_bytes=config.max_upload_bytes,
-                                      max_pixels=config.max_pixels)
+        data, img = await read_image_upload(file, name, config)
         with ws.lock:
             if len(ws.targets) >= config.max_targets:
                 raise UploadError(413, f"at most {config.max_targets} photos per session")

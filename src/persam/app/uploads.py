@@ -8,6 +8,7 @@ file. Every refusal is an :class:`UploadError` carrying the HTTP status and one 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import warnings
@@ -22,6 +23,8 @@ from ..errors import PersamError
 
 if TYPE_CHECKING:
     from fastapi import UploadFile
+
+    from .config import AppConfig
 
 #: Pillow format -> the suffix a saved copy gets (the user's own suffix is never used).
 IMAGE_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
@@ -75,6 +78,15 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     data = await upload.read(limit + 1)
     check_size(data, limit, display_name(upload.filename, "file"))
     return data
+
+
+async def read_image_upload(upload: UploadFile, name: str, config: AppConfig) -> tuple[bytes, CheckedImage]:
+    """An uploaded photo's bytes, read within the size limit, and the photo they decode to, checked (off the
+    event loop); every route that takes a photo goes through here."""
+    data = await read_upload(upload, config.max_upload_bytes)
+    img = await asyncio.to_thread(check_image, data, name, max_bytes=config.max_upload_bytes,
+                                  max_pixels=config.max_pixels)
+    return data, img
 
 
 KINDS = "JPEG, PNG, WebP, BMP or TIFF"

@@ -164,11 +164,9 @@ def _export_part(sam: nn.Module, part: str, path: Path) -> None:
             stem = encoder.forward_stem(example)
         export_onnx(_Method(encoder, "forward_body"), (stem,), path, ["stem"], ["image_embeddings"])
         return
-    from .decoder_graph import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, DecoderGraph, decoder_example
+    from .decoder_graph import export_decoder  # (it imports this module)
 
-    example = decoder_example(sam)
-    export_onnx(DecoderGraph(sam).cpu().eval(), tuple(example[n] for n in INPUT_NAMES), path, list(INPUT_NAMES),
-                list(OUTPUT_NAMES), DYNAMIC_AXES)
+    export_decoder(sam, path)
 
 
 def cached_onnx(sam: nn.Module, part: str, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..modeling.transformer import Attention
+from .cache import export_onnx
 
 INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "attn_sim",
                "has_attn_sim", "target_embedding")
@@ -97,3 +98,11 @@ def decoder_example(sam: nn.Module, points: int = 2) -> dict[str, Tensor]:
         "has_attn_sim": torch.zeros(1),
         "target_embedding": torch.zeros(1, 1, c),
     }
+
+
+def export_decoder(sam: nn.Module, path) -> None:
+    """``sam``'s decoder graph as ONNX at ``path``, the number of prompt points left dynamic (what the runtime
+    cache and ``persam export`` both write)."""
+    example = decoder_example(sam)
+    export_onnx(DecoderGraph(sam).cpu().eval(), tuple(example[n] for n in INPUT_NAMES), path, list(INPUT_NAMES),
+                list(OUTPUT_NAMES), DYNAMIC_AXES)
