@@ -1,6 +1,7 @@
 """Benchmark: "is MY object in this photo?" on the DreamBooth album (personal-instance retrieval and presence).
 
     python bench/album.py [ALBUM_DIR] [--cache DIR] [--threads 1] [--subjects S ...] [--all-candidates]
+                          [--runtime torch] [--precision f32]
 
 Per subject, a PerSAM-F concept from ``Images/<subject>/00.jpg`` and ``RefMasks/<subject>.png``; every other photo
 of the album (all subjects, but not that ``00.jpg``) is a target, positives are the subject's own photos. Scores,
@@ -16,7 +17,8 @@ Printed as markdown: average precision and AUROC per subject, their means, preci
 decision pooled over all concept x photo pairs at the default threshold, the same with the threshold chosen
 leave-one-subject-out (best pooled F1 on the other subjects, absolute or x the concept's reference score),
 and seconds per photo beyond the encoder. Encodings and each subject's scores are cached in ``--cache``
-(a subject's scores are reused when present: delete ``scores-*.json`` after changing the method).
+(a subject's scores are reused when present: delete ``scores-*.json`` after changing the method; use one
+``--cache`` per runtime and precision).
 """
 
 from __future__ import annotations
@@ -142,12 +144,14 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/persam-album-cache"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="vit_t")
+    ap.add_argument("--runtime", default="torch", help="torch, onnxruntime or openvino (default: %(default)s)")
+    ap.add_argument("--precision", default="f32", help="f32, mixed or bf16 (openvino; default: %(default)s)")
     ap.add_argument("--subjects", nargs="+", help="score only these concepts (AP/AUROC of these; P/R pooled on them)")
     ap.add_argument("--all-candidates", action="store_true", help="decode the extra candidates for every photo")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = args.album
-    predictor = SamPredictor(load_sam(args.model, progress=False))
+    predictor = SamPredictor(load_sam(args.model, progress=False, runtime=args.runtime, precision=args.precision))
     embs = encodings(root, args.cache, predictor)
     names = sorted(embs)
     images = {n: load_image(root / "Images" / n.rsplit("_", 1)[0] / f"{n.rsplit('_', 1)[1]}.jpg") for n in names}
@@ -203,7 +207,8 @@ def main() -> None:
                 np.concatenate([sc >= all_abs for sc, _, _ in pooled]), labels)),
             "seconds per photo beyond the encoder (decoder + score)": f"{np.mean(secs):.3f}",
         }
-    print(f"album: {root} ({len(subjects)} subjects, {len(names)} photos); encoder {encoder:.2f} s per photo; "
+    print(f"album: {root} ({len(subjects)} subjects, {len(names)} photos); {args.runtime} {args.precision}, "
+          f"encoder {encoder:.2f} s per photo; "
           f"candidates: {'every photo' if args.all_candidates else 'gray zone only'}\n")
     print("| subject | " + " | ".join(f"{k} AP | {k} AUROC" for k in KEYS) + " |")
     print("|---|" + "---|---|" * len(KEYS))

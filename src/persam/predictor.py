@@ -16,7 +16,7 @@ import torch
 from .decoders import MaskDecoderRuntime, TorchDecoder
 from .encoders import DEFAULT_FEATURES, FeatureSource, ImageEncoder, TorchEncoder
 from .modeling import Sam
-from .transforms import apply_coords, grid_to_image, pad_to_square, resize_image, resized_shape
+from .transforms import apply_coords, grid_to_image, resize_image, resized_shape
 
 
 @dataclass
@@ -64,11 +64,15 @@ class SamPredictor:
 
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """HxWx3 uint8 RGB -> normalised, padded (1, 3, S, S) tensor and the resized (h, w)."""
-        size = resized_shape(image.shape[:2], self.model.img_size)
-        resized = resize_image(image, size)
-        x = torch.from_numpy(np.ascontiguousarray(resized)).to(self.device).permute(2, 0, 1).float()
-        x = (x - self.model.pixel_mean) / self.model.pixel_std
-        return pad_to_square(x, self.model.img_size).unsqueeze(0), size
+        s = self.model.img_size
+        size = resized_shape(image.shape[:2], s)
+        resized = torch.from_numpy(np.ascontiguousarray(resize_image(image, size))).to(self.device)
+        # Normalised in place inside the zero (= padding) square: one pass over the pixels, no copies.
+        x = torch.zeros(1, 3, s, s, device=self.device)
+        inside = x[0, :, : size[0], : size[1]]
+        inside.copy_(resized.permute(2, 0, 1))
+        inside.sub_(self.model.pixel_mean).div_(self.model.pixel_std)
+        return x, size
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
