@@ -1,7 +1,7 @@
 """Benchmark: "is MY object in this photo?" on the DreamBooth album (personal-instance retrieval and presence).
 
     python bench/album.py [ALBUM_DIR] [--cache DIR] [--threads 1] [--subjects S ...] [--all-candidates]
-                          [--runtime torch] [--precision f32]
+                          [--runtime torch] [--precision f32] [--candidates 4] [--min-ratio 0.7]
 
 Per subject, a PerSAM-F concept from ``Images/<subject>/00.jpg`` and ``RefMasks/<subject>.png``; every other photo
 of the album (all subjects, but not that ``00.jpg``) is a target, positives are the subject's own photos. Scores,
@@ -35,7 +35,15 @@ from persam import PerSAM
 from persam.io import load_image, load_reference_mask
 from persam.loading import load_sam
 from persam.predictor import ImageEmbedding, SamPredictor
-from persam.presence import DEFAULT_THRESHOLD, find, mutual_part_similarity, presence_score, reference_histogram
+from persam.presence import (
+    CANDIDATE_RATIO,
+    CANDIDATES,
+    DEFAULT_THRESHOLD,
+    find,
+    mutual_part_similarity,
+    presence_score,
+    reference_histogram,
+)
 
 SHARED = next(
     (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
@@ -112,7 +120,7 @@ def encodings(root: Path, cache: Path, predictor: SamPredictor) -> dict[str, Ima
 
 
 def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict, images: dict,
-                  all_candidates: bool) -> dict:
+                  all_candidates: bool, k: int = CANDIDATES, min_ratio: float = CANDIDATE_RATIO) -> dict:
     """Every score of one concept on every photo, and the seconds each took beyond the encoder."""
     ref = f"{subject}_00"
     mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
@@ -130,7 +138,8 @@ def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict,
         scores["lab"][n] = presence_score(concept, embs[n], images[n], first, hist)
         t3 = time.perf_counter()
         zone = {"gray_zone": None} if all_candidates else {}
-        scores["final"][n] = find(concept, embs[n], images[n], hist, first=first, **zone)[1]
+        scores["final"][n] = find(concept, embs[n], images[n], hist, k=k, min_ratio=min_ratio, first=first,
+                                  **zone)[1]
         t4 = time.perf_counter()
         scores["landed"][n] = first.score
         for k, dt in zip(KEYS, (t1 - t0, t2 - t1 + t1 - t0, t3 - t2 + t1 - t0, t4 - t3 + t1 - t0), strict=True):
@@ -148,6 +157,9 @@ def main() -> None:
     ap.add_argument("--precision", default="f32", help="f32, mixed or bf16 (openvino; default: %(default)s)")
     ap.add_argument("--subjects", nargs="+", help="score only these concepts (AP/AUROC of these; P/R pooled on them)")
     ap.add_argument("--all-candidates", action="store_true", help="decode the extra candidates for every photo")
+    ap.add_argument("--candidates", type=int, default=CANDIDATES, help="peaks tried when unsure (default: %(default)s)")
+    ap.add_argument("--min-ratio", type=float, default=CANDIDATE_RATIO,
+                    help="a peak's least height, x the highest (default: %(default)s)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = args.album
@@ -156,7 +168,7 @@ def main() -> None:
     names = sorted(embs)
     images = {n: load_image(root / "Images" / n.rsplit("_", 1)[0] / f"{n.rsplit('_', 1)[1]}.jpg") for n in names}
     subjects = args.subjects or sorted(p.stem for p in (root / "RefMasks").glob("*.png"))
-    tag = "all" if args.all_candidates else "gray"
+    tag = f"{'all' if args.all_candidates else 'gray'}-{args.candidates}-{args.min_ratio}"
 
     per_subject = {}
     for s in subjects:
@@ -164,7 +176,8 @@ def main() -> None:
         if file.exists():
             per_subject[s] = json.loads(file.read_text())
             continue
-        per_subject[s] = score_subject(s, root, predictor, embs, images, args.all_candidates)
+        per_subject[s] = score_subject(s, root, predictor, embs, images, args.all_candidates, args.candidates,
+                                       args.min_ratio)
         file.write_text(json.dumps(per_subject[s]))
         print(f"{s} done", flush=True)
     encoder = float(np.mean([e.seconds for e in embs.values()]))
@@ -209,7 +222,8 @@ def main() -> None:
         }
     print(f"album: {root} ({len(subjects)} subjects, {len(names)} photos); {args.runtime} {args.precision}, "
           f"encoder {encoder:.2f} s per photo; "
-          f"candidates: {'every photo' if args.all_candidates else 'gray zone only'}\n")
+          f"candidates: {'every photo' if args.all_candidates else 'gray zone only'}, up to {args.candidates} "
+          f"peaks >= {args.min_ratio} x the highest\n")
     print("| subject | " + " | ".join(f"{k} AP | {k} AUROC" for k in KEYS) + " |")
     print("|---|" + "---|---|" * len(KEYS))
     for s in subjects:

@@ -1,6 +1,6 @@
 """Benchmark: "is my object in this photo?" run as a user runs it, with the ``persam`` command.
 
-    python bench/album_cli.py [ALBUM_DIR] [--out DIR] [--threads 2] [--precision f32|mixed|bf16]
+    python bench/album_cli.py [ALBUM_DIR] [--out DIR] [--threads 2] [--precision auto|f32|mixed|bf16]
 
 Per subject of a DreamBooth-album layout (``Images/<subject>/NN.jpg``, ``RefMasks/<subject>.png``):
 ``persam fit`` from ``00.jpg`` and its mask, then ``persam segment --concept C --cache DIR`` over the whole
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/persam-album-cli"))
     ap.add_argument("--threads", default="2")
     ap.add_argument("--subjects", nargs="+")
-    ap.add_argument("--precision", default="f32", help="the commands' --precision (default: %(default)s)")
+    ap.add_argument("--precision", default="auto", help="the commands' --precision (default: %(default)s)")
     args = ap.parse_args(argv)
     images = args.album / "Images"
     subjects = args.subjects or sorted(p.name for p in images.iterdir() if p.is_dir())

@@ -111,8 +111,8 @@ def loads(monkeypatch):
         calls.append(model)
         return tiny_sam(model)
 
-    def fake_use_runtime(sam, runtime="auto", precision="f32", video=False):
-        calls.runtimes.append((runtime, precision, video))
+    def fake_use_runtime(sam, runtime="auto", precision="f32"):
+        calls.runtimes.append((runtime, precision))
         return sam
 
     monkeypatch.setattr("persam.loading.load_sam", fake_load_sam)

@@ -37,7 +37,7 @@ def test_segment_writes_masks_overlays_and_results(scene, loads):
     assert sorted(r["mask"] for r in records) == ["a.png", "sub/b.png"]
     for r in records:
         assert 0 <= r["score"] <= 1 and r["points"] and {"encoder", "decoder", "total"} <= set(r["seconds"])
-    assert loads == ["vit_t"] and loads.runtimes == [("auto", "auto", False)]  # precision auto, for photos
+    assert loads == ["vit_t"] and loads.runtimes == [("auto", "auto")]  # runtime and precision: auto
     assert not list(out.rglob("*.tmp"))
 
 
@@ -233,7 +233,7 @@ def test_video_writes_a_mask_per_frame_results_and_preview(tmp_path, clip, loads
     for r in records[1:]:
         assert isinstance(r["present"], bool) and 0 <= r["score"] <= 1 and r["seconds"]["total"] > 0
     assert len(FrameSource(tmp_path / "preview.mp4")) == 6
-    assert loads.runtimes == [("auto", "auto", True)]  # precision auto resolves for a video
+    assert loads.runtimes == [("auto", "auto")]
     assert "segmented 6 frames" in capsys.readouterr().err
     assert loads == ["vit_t"]
 

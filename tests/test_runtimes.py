@@ -268,14 +268,13 @@ def test_decoder_cache_is_its_own_entry(tmp_path):
 def test_auto_precision_is_mixed_for_openvino_only(monkeypatch, tmp_path):
     from persam.runtimes import auto_precision
 
-    assert [auto_precision(r) for r in ("openvino", "onnxruntime", "torch")] == ["f32", "f32", "f32"]
-    assert [auto_precision(r, video=True) for r in ("openvino", "onnxruntime", "torch")] == ["mixed", "f32", "f32"]
+    assert [auto_precision(r) for r in ("openvino", "onnxruntime", "torch")] == ["mixed", "f32", "f32"]
     require_runtime("openvino")
     monkeypatch.setenv("PERSAM_HOME", str(tmp_path))
-    sam = use_runtime(tiny_sam("vit_t"), "openvino", "auto", video=True)
+    sam = use_runtime(tiny_sam("vit_t"), "openvino", "auto")
     assert sam.encoder_runtime.precision in ("mixed", "f32") and len(sam.encoder_runtime.requests) == 2
     assert sam.decoder_runtime.runtime == "openvino"
-    use_runtime(sam, "openvino", "auto")
+    use_runtime(sam, "openvino", "f32")
     assert sam.encoder_runtime.precision == "f32" and len(sam.encoder_runtime.requests) == 1
     use_runtime(sam, "torch", "auto")
     assert sam.encoder_runtime is None

@@ -92,10 +92,9 @@ def load_sam(
     return use_runtime(prepare_for_inference(sam).to(dev), runtime, precision)
 
 
-def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32", video: bool = False) -> Sam:
+def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32") -> Sam:
     """Run ``sam``'s image encoder with ``runtime`` at ``precision``, and its prompt encoder + mask decoder
-    with the same runtime in f32 (see :func:`load_sam`; ``video``: the model will track a video, which
-    precision "auto" takes into account); the model itself is unchanged.
+    with the same runtime in f32 (see :func:`load_sam`); the model itself is unchanged.
 
     The runtime's models are exported on first use and cached beside the weights (:mod:`persam.runtimes`).
     """
@@ -106,7 +105,7 @@ def use_runtime(sam: Sam, runtime: str = "auto", precision: str = "f32", video: 
 
         runtime = preferred_runtime() if sam.device.type == "cpu" else "torch"
     if precision == "auto":
-        precision = auto_precision(runtime, video)
+        precision = auto_precision(runtime)
     if runtime == "torch" and precision == "f32":
         sam.encoder_runtime = sam.decoder_runtime = None
         return sam

@@ -45,8 +45,7 @@ def _read_references(args: argparse.Namespace, parser: argparse.ArgumentParser):
         parser.error(str(exc))
 
 
-def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, model: str | None = None,
-                video: bool = False):
+def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, model: str | None = None):
     """Threads, allocator, then the model: only once every input has been checked."""
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -63,7 +62,7 @@ def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, model
     sam = load_sam(model or args.model or DEFAULT_MODEL, args.checkpoint, device=args.device,
                    progress=not args.quiet)
     try:
-        return use_runtime(sam, args.runtime, args.precision, video=video)
+        return use_runtime(sam, args.runtime, args.precision)
     except PersamError as exc:  # a runtime that is not installed, or cannot run here: PyTorch does the job
         _say(f"warning: {exc}; running the encoder with PyTorch")
         return sam
@@ -262,7 +261,7 @@ def cmd_video(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         start = time.perf_counter()
         present = 0
         try:
-            for event in run.run(model_loader=lambda: _load_model(args, parser, video=True), on_frame=tick):
+            for event in run.run(model_loader=lambda: _load_model(args, parser), on_frame=tick):
                 present += bool(event.record.get("present"))
         except KeyboardInterrupt:
             if bar is not None:

@@ -43,7 +43,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="what runs the model: auto (default: OpenVINO when installed, else PyTorch), "
                         "torch, openvino or onnxruntime (pip install persam[openvino] / persam[onnx])")
     g.add_argument("--precision", choices=("auto", "f32", "mixed", "bf16"), default="auto",
-                   help="encoder precision: auto (default: f32 for photos; for video with OpenVINO mixed), f32, "
+                   help="encoder precision: auto (default: mixed with OpenVINO, else f32), f32, "
                         "or with OpenVINO on CPUs with bf16 support mixed (the first stage in f32, the rest in "
                         "bf16) or bf16 (fastest, masks differ)")
 

@@ -51,11 +51,11 @@ def preferred_runtime() -> str:
     return next(r for r in PREFERENCE if r in available)
 
 
-def auto_precision(runtime: str, video: bool = False) -> str:
-    """The precision "auto" stands for: mixed for OpenVINO on video (whole-video J&F within 0.005 of PyTorch's
-    on DAVIS, at 1.5x the frames/s), f32 for photos (mixed moved presence scores near the threshold: album mAP
-    -0.014) and for the other runtimes. See the README's runtime section for the figures."""
-    return "mixed" if runtime == "openvino" and video else "f32"
+def auto_precision(runtime: str) -> str:
+    """The precision "auto" stands for: mixed for OpenVINO (accuracy within 0.005 of f32's on PerSeg, DAVIS
+    one-shot frames, whole-video J&F and the album's presence benchmark, see the README's runtime section), f32
+    for the other runtimes."""
+    return "mixed" if runtime == "openvino" else "f32"
 
 
 def _threads(threads: int | None) -> int:
