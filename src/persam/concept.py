@@ -20,11 +20,14 @@ import json
 import os
 import time
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from .errors import InputError
+from .settings import Settings
 
 FORMAT = "persam-concept"
 FORMAT_VERSION = 1
@@ -113,3 +116,70 @@ def check_model(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str,
 
 def _describe(model: str, sha: str | None) -> str:
     return f"{model or 'an unnamed model'} (weights {sha[:12] if sha else 'not from a verified checkpoint'})"
+
+
+def concept_contents(persam) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What the concept file of a built :class:`~persam.method.PerSAM` holds: its meta and arrays (the input
+    of :func:`write_concept`)."""
+    sam = persam.predictor.model
+    meta: dict[str, Any] = {
+        "model": sam.model_name,
+        "weights_sha256": sam.weights_sha256,
+        "features": persam.predictor.feature_source.name,
+        "settings": persam.settings.to_dict(),
+        "references": persam.references,
+    }
+    if persam.reference_score is not None:
+        meta["reference_score"] = float(persam.reference_score)
+    arrays = {
+        "target_embedding": persam.target_embedding.float().cpu().numpy(),
+        "part_features": persam.part_features.half().cpu().numpy(),
+    }
+    if persam.presence_colour is not None:
+        arrays["presence_colour"] = np.asarray(persam.presence_colour, dtype=np.float32)
+    if persam.fusion_weights is not None:
+        arrays["fusion_weights"] = persam.fusion_weights.float().cpu().numpy()
+    return meta, arrays
+
+
+@dataclass
+class ConceptState:
+    """A read concept as a PerSAM is built from it (tensors on the model's device)."""
+
+    settings: Settings
+    target_embedding: torch.Tensor
+    part_features: torch.Tensor
+    fusion_weights: torch.Tensor | None
+    references: list[dict]
+    reference_score: float | None
+    presence_colour: np.ndarray | None
+
+
+def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                  device: torch.device | str) -> ConceptState:
+    """The contents of a concept read by :func:`read_concept`, checked; a damaged value raises
+    :class:`InputError` naming ``path``. Values recorded only by later versions (``reference_score``,
+    ``presence_colour``) are None when absent."""
+    try:
+        settings = Settings.from_dict(meta["settings"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a usable persam concept (settings: {exc})") from exc
+    fusion = arrays.get("fusion_weights")
+    ref = meta.get("reference_score")
+    usable_ref = isinstance(ref, (int, float)) and not isinstance(ref, bool) and 0 < ref <= 1
+    colour = arrays.get("presence_colour")
+    if colour is not None:
+        from .presence import HISTOGRAM_BINS
+
+        if colour.shape != (HISTOGRAM_BINS,):
+            raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
+        colour = colour.astype(np.float32)
+    return ConceptState(
+        settings,
+        torch.from_numpy(arrays["target_embedding"]).to(device),
+        torch.from_numpy(arrays["part_features"]).float().to(device),
+        torch.from_numpy(fusion).to(device) if fusion is not None else None,
+        meta.get("references", []),
+        float(ref) if usable_ref else None,
+        colour,
+    )

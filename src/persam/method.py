@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .concept import check_model, read_concept, write_concept
+from .concept import check_model, concept_contents, concept_state, read_concept, write_concept
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
 from .grid import cosine_map, mask_box, mask_to_grid, part_features, pool_target, prior_to_grid, reference_cells
@@ -256,25 +256,7 @@ class PerSAM:
     # ------------------------------------------------------------------ concepts
     def save(self, path: str | os.PathLike) -> None:
         """Write this personalization as a concept file (see :mod:`persam.concept`), atomically."""
-        sam = self.predictor.model
-        meta = {
-            "model": sam.model_name,
-            "weights_sha256": sam.weights_sha256,
-            "features": self.predictor.feature_source.name,
-            "settings": self.settings.to_dict(),
-            "references": self.references,
-        }
-        if self.reference_score is not None:
-            meta["reference_score"] = float(self.reference_score)
-        arrays = {
-            "target_embedding": self.target_embedding.float().cpu().numpy(),
-            "part_features": self.part_features.half().cpu().numpy(),
-        }
-        if self.presence_colour is not None:
-            arrays["presence_colour"] = np.asarray(self.presence_colour, dtype=np.float32)
-        if self.fusion_weights is not None:
-            arrays["fusion_weights"] = self.fusion_weights.float().cpu().numpy()
-        write_concept(path, meta, arrays)
+        write_concept(path, *concept_contents(self))
 
     @classmethod
     def load(
@@ -299,30 +281,11 @@ class PerSAM:
         the model, then builds from it without reading the file again)."""
         predictor = SamPredictor(sam)
         check_model(path, meta, arrays, sam, predictor.feature_source.name)
-        try:
-            settings = Settings.from_dict(meta["settings"])
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{path}: not a usable persam concept (settings: {exc})") from exc
-        dev = sam.device
-        fusion = arrays.get("fusion_weights")
-        persam = cls(
-            predictor,
-            torch.from_numpy(arrays["target_embedding"]).to(dev),
-            torch.from_numpy(arrays["part_features"]).float().to(dev),
-            settings,
-            torch.from_numpy(fusion).to(dev) if fusion is not None else None,
-            meta.get("references", []),
-        )
-        ref = meta.get("reference_score")  # absent in concepts saved before it was recorded
-        if isinstance(ref, (int, float)) and not isinstance(ref, bool) and 0 < ref <= 1:
-            persam.reference_score = float(ref)
-        colour = arrays.get("presence_colour")
-        if colour is not None:
-            from .presence import HISTOGRAM_BINS
-
-            if colour.shape != (HISTOGRAM_BINS,):
-                raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
-            persam.presence_colour = colour.astype(np.float32)
+        state = concept_state(path, meta, arrays, sam.device)
+        persam = cls(predictor, state.target_embedding, state.part_features, state.settings, state.fusion_weights,
+                     state.references)
+        persam.reference_score = state.reference_score
+        persam.presence_colour = state.presence_colour
         return persam
 
     # -------------------------------------------------------------- segmenting
