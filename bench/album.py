@@ -120,7 +120,7 @@ def encodings(root: Path, cache: Path, predictor: SamPredictor) -> dict[str, Ima
 
 
 def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict, images: dict,
-                  all_candidates: bool, k: int = CANDIDATES, min_ratio: float = CANDIDATE_RATIO) -> dict:
+                  all_candidates: bool, candidates: int = CANDIDATES, min_ratio: float = CANDIDATE_RATIO) -> dict:
     """Every score of one concept on every photo, and the seconds each took beyond the encoder."""
     ref = f"{subject}_00"
     mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
@@ -138,7 +138,7 @@ def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict,
         scores["lab"][n] = presence_score(concept, embs[n], images[n], first, hist)
         t3 = time.perf_counter()
         zone = {"gray_zone": None} if all_candidates else {}
-        scores["final"][n] = find(concept, embs[n], images[n], hist, k=k, min_ratio=min_ratio, first=first,
+        scores["final"][n] = find(concept, embs[n], images[n], hist, k=candidates, min_ratio=min_ratio, first=first,
                                   **zone)[1]
         t4 = time.perf_counter()
         scores["landed"][n] = first.score

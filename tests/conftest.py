@@ -123,7 +123,7 @@ def loads(monkeypatch):
 class _Loads(list):
     def __init__(self) -> None:
         super().__init__()
-        self.runtimes: list[tuple[str, str, bool]] = []
+        self.runtimes: list[tuple[str, str]] = []  # (runtime, precision) asked for
 
 
 def _write_image(path, h, w, seed):

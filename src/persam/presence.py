@@ -49,8 +49,8 @@ DEFAULT_THRESHOLD = 0.7
 #: object is present anyway; below, on the album, no photo of the object was ever found by another candidate
 GRAY_FLOOR = 0.3
 #: :func:`find` tries up to this many peaks of the confidence map, each at least ``CANDIDATE_RATIO`` x the
-#: highest: with 3 peaks at >= 0.8 whether the object's own peak made the cut hung on ~1% feature differences
-#: (OpenVINO's mixed precision lost two album photos that f32 found); 4 at >= 0.7 found them under both
+#: highest: with fewer, lower-reaching candidates whether the object's own peak made the cut hung on tiny feature
+#: differences (the encoder's precision), see the README's album section
 CANDIDATES = 4
 CANDIDATE_RATIO = 0.7
 

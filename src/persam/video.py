@@ -16,8 +16,8 @@ Three schemes, all built on :class:`~persam.method.PerSAM`:
 
 Measured on davis2016-train-subset (see the README): a 5% box margin beats 0% / 2% (fast objects escape)
 and 10% (a loose box prompt grows the mask); the previous logits as a mask prompt and separately fitted
-fusion weights for box-prompted decodings scored lower, so they are off. ``recheck`` 0.8 costs 0.001 J&F in
-f32 but keeps tracks that small feature differences (the encoder's mixed precision) would otherwise lose.
+fusion weights for box-prompted decodings scored lower, so they are off. ``recheck`` is on: it costs a little
+J&F in f32 but keeps tracks that small feature differences (the encoder's mixed precision) would otherwise lose.
 
 The tracker holds only the previous frame's box and logits per object, so memory does not grow with the
 length of the video.

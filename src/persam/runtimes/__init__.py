@@ -52,9 +52,8 @@ def preferred_runtime() -> str:
 
 
 def auto_precision(runtime: str) -> str:
-    """The precision "auto" stands for: mixed for OpenVINO (accuracy within 0.005 of f32's on PerSeg, DAVIS
-    one-shot frames, whole-video J&F and the album's presence benchmark, see the README's runtime section), f32
-    for the other runtimes."""
+    """The precision "auto" stands for: mixed for OpenVINO (it meets the accuracy rule of the README's runtime
+    section on every benchmark there), f32 for the other runtimes."""
     return "mixed" if runtime == "openvino" else "f32"
 
 
