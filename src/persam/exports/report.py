@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
@@ -217,8 +219,8 @@ def render_page(cards: list[Card], concepts: list[str], *, title: str = "persam"
     body = "\n".join(_card_html(card, i) for i, card in enumerate(cards))
     made = datetime.now().strftime("%Y-%m-%d %H:%M")
     values = {
-        "css": _CSS,
-        "js": _JS,
+        "css": _page_part("report.css"),
+        "js": _page_part("report.js"),
         "title": _e(title),
         "made": _e(made),
         "n": str(n),
@@ -231,230 +233,10 @@ def render_page(cards: list[Card], concepts: list[str], *, title: str = "persam"
         "cards": body,
     }
     # one pass, so that nothing inserted (a file name holding "{{n}}") is ever substituted again
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], _TEMPLATE)
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], _page_part("page.html"))
 
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="persam">
-<title>{{title}} · persam results</title>
-<style>{{css}}</style>
-</head>
-<body>
-<header class="top">
-  <div class="title">
-    <h1>{{title}}</h1>
-    <p class="sub">persam results · made {{made}}</p>
-  </div>
-  <div class="stats">
-    <div class="stat"><b id="n-all">{{n}}</b><span>photos</span></div>
-    <div class="stat ok"><b id="n-found">{{found}}</b><span>found</span></div>
-    <div class="stat no"><b id="n-missing">{{missing}}</b><span>not found</span></div>
-    <div class="stat" title="{{concept_names}}"><b id="n-concepts">{{n_concepts}}</b><span>concepts</span></div>
-  </div>
-</header>
-<nav class="tools" aria-label="Sort and filter">
-  <div class="seg" role="group" aria-label="Show">
-    <button type="button" data-show="all" class="on" aria-pressed="true">All <i>{{n}}</i></button>
-    <button type="button" data-show="found" aria-pressed="false">Found <i>{{found}}</i></button>
-    <button type="button" data-show="missing" aria-pressed="false">Not found <i>{{missing}}</i></button>
-  </div>
-  <label class="pick"{{concept_hidden}}>Concept
-    <select id="concept"><option value="">All concepts</option>{{concept_options}}</select></label>
-  <label class="pick">Sort
-    <select id="sort">
-      <option value="score-desc">Best score first</option>
-      <option value="score-asc">Lowest score first</option>
-      <option value="name-asc">Name A–Z</option>
-      <option value="name-desc">Name Z–A</option>
-    </select></label>
-  <input id="search" type="search" placeholder="Search file names" aria-label="Search file names">
-  <span id="shown" class="shown"></span>
-</nav>
-<noscript><p class="empty">Sorting and filtering need JavaScript; every photo is listed below.</p></noscript>
-<main id="grid" class="grid">
-{{cards}}
-</main>
-<p id="empty" class="empty" hidden>No photos match these filters.</p>
-<div id="viewer" class="viewer" hidden role="dialog" aria-modal="true" aria-label="Photo">
-  <button type="button" class="close" id="v-close" aria-label="Close">×</button>
-  <button type="button" class="nav prev" id="v-prev" aria-label="Previous">‹</button>
-  <figure><img id="v-img" alt="">
-    <figcaption><span id="v-badge" class="badge"></span><b id="v-name"></b><span id="v-score"></span>
-    <span id="v-links" class="links"></span></figcaption></figure>
-  <button type="button" class="nav next" id="v-next" aria-label="Next">›</button>
-</div>
-<script>{{js}}</script>
-</body>
-</html>
-"""
-
-_CSS = """
-:root{--bg:#f5f6f8;--card:#fff;--ink:#1d2330;--muted:#6a7284;--line:#e3e6ec;--accent:#1e90ff;
---ok:#178a4c;--okbg:#e3f5ea;--no:#b4413a;--nobg:#fbe9e7;--thumb:#eceef2}
-@media (prefers-color-scheme:dark){:root{--bg:#15181e;--card:#1f232b;--ink:#e8eaef;--muted:#9aa2b1;
---line:#2d323c;--okbg:#173a27;--nobg:#432320;--ok:#5fd394;--no:#f08a80;--thumb:#262a33}}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);
-font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,Ubuntu,"Helvetica Neue",Arial,sans-serif}
-.top{display:flex;flex-wrap:wrap;gap:16px 32px;align-items:center;justify-content:space-between;
-padding:22px 28px 14px}
-h1{margin:0;font-size:24px;font-weight:650;word-break:break-all}
-.sub{margin:2px 0 0;color:var(--muted);font-size:13px}
-.stats{display:flex;gap:10px;flex-wrap:wrap}
-.stat{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:8px 16px;min-width:92px}
-.stat b{display:block;font-size:22px;font-weight:650}
-.stat span{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
-.stat.ok b{color:var(--ok)}.stat.no b{color:var(--no)}
-.tools{position:sticky;top:0;z-index:5;display:flex;flex-wrap:wrap;gap:10px 16px;align-items:center;
-padding:10px 28px;background:color-mix(in srgb,var(--bg) 92%,transparent);backdrop-filter:blur(6px);
-border-bottom:1px solid var(--line)}
-.seg{display:inline-flex;background:var(--card);border:1px solid var(--line);border-radius:10px;padding:3px}
-.seg button{border:0;background:none;color:var(--ink);font:inherit;padding:6px 12px;border-radius:7px;
-cursor:pointer}
-.seg button i{font-style:normal;color:var(--muted);font-size:12px;margin-left:4px}
-.seg button.on{background:var(--accent);color:#fff}.seg button.on i{color:#dbeaff}
-.pick{display:inline-flex;gap:6px;align-items:center;color:var(--muted);font-size:13px}
-select,input[type=search]{font:inherit;color:var(--ink);background:var(--card);border:1px solid var(--line);
-border-radius:8px;padding:6px 8px}
-input[type=search]{min-width:200px}
-.shown{color:var(--muted);font-size:13px;margin-left:auto}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:16px;padding:18px 28px 40px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:12px;overflow:hidden;
-display:flex;flex-direction:column;transition:box-shadow .15s,transform .15s}
-.card:hover{box-shadow:0 6px 18px rgba(0,0,0,.10);transform:translateY(-1px)}
-.thumb{display:flex;align-items:center;justify-content:center;aspect-ratio:4/3;background:var(--thumb);
-cursor:zoom-in}
-.thumb img{width:100%;height:100%;object-fit:contain;display:block}
-.card.missing .thumb img{opacity:.8}
-.noimg{color:var(--muted);font-size:13px}
-.meta{padding:10px 12px 12px;display:flex;flex-direction:column;gap:6px}
-.name{font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.dir{font-weight:400;color:var(--muted)}
-.row{display:flex;align-items:center;justify-content:space-between;gap:8px}
-.badge{font-size:12px;font-weight:600;padding:2px 9px;border-radius:999px}
-.badge.found{background:var(--okbg);color:var(--ok)}.badge.missing{background:var(--nobg);color:var(--no)}
-.score{display:inline-flex;align-items:center;gap:6px;font-variant-numeric:tabular-nums;color:var(--muted);
-font-size:13px}
-.bar{width:56px;height:6px;border-radius:3px;background:var(--line);overflow:hidden;display:inline-block}
-.bar span{display:block;height:100%;background:var(--accent)}
-.chips{display:flex;flex-wrap:wrap;gap:4px;min-height:4px}
-.chip{font-size:12px;background:var(--thumb);color:var(--ink);padding:1px 8px;border-radius:6px}
-.chip.count{color:var(--muted)}
-.empty{text-align:center;color:var(--muted);padding:40px}
-[hidden]{display:none!important}
-.viewer{position:fixed;inset:0;z-index:10;background:rgba(10,12,16,.92);display:flex;align-items:center;
-justify-content:center}
-.viewer figure{margin:0;display:flex;flex-direction:column;align-items:center;gap:10px;max-width:92vw}
-.viewer img{max-width:88vw;max-height:82vh;object-fit:contain;border-radius:6px;background:#222}
-.viewer figcaption{color:#eee;display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;justify-content:center}
-.viewer .links a{color:#9fd0ff;margin-right:12px}
-.viewer button{position:absolute;border:0;background:rgba(255,255,255,.12);color:#fff;cursor:pointer;
-border-radius:999px;width:44px;height:44px;font-size:28px;line-height:1}
-.viewer button:hover{background:rgba(255,255,255,.25)}
-.close{top:16px;right:16px}.prev{left:16px;top:50%}.next{right:16px;top:50%}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var grid = document.getElementById("grid");
-  var cards = Array.prototype.slice.call(grid.querySelectorAll(".card"));
-  var state = {show: "all", concept: "", sort: "score-desc", q: ""};
-  var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
-  cards.forEach(function (c) {
-    c._score = parseFloat(c.dataset.score) || 0;
-    c._concepts = JSON.parse(c.dataset.concepts || "[]");
-    c._name = (c.dataset.stem || c.dataset.name).toLowerCase();
-  });
-  function byName(a, b) { return collator.compare(a.dataset.stem, b.dataset.stem); }
-  var sorters = {
-    "score-desc": function (a, b) { return (b._score - a._score) || byName(a, b); },
-    "score-asc": function (a, b) { return (a._score - b._score) || byName(a, b); },
-    "name-asc": byName,
-    "name-desc": function (a, b) { return byName(b, a); }
-  };
-  var visible = [];
-  function apply() {
-    cards.sort(sorters[state.sort]);
-    var frag = document.createDocumentFragment();
-    visible = [];
-    cards.forEach(function (c) {
-      var ok = (state.show === "all" || c.dataset.status === state.show) &&
-        (!state.concept || c._concepts.indexOf(state.concept) >= 0) &&
-        (!state.q || c._name.indexOf(state.q) >= 0);
-      c.hidden = !ok;
-      if (ok) visible.push(c);
-      frag.appendChild(c);
-    });
-    grid.appendChild(frag);
-    document.getElementById("shown").textContent = "Showing " + visible.length + " of " + cards.length;
-    document.getElementById("empty").hidden = visible.length > 0;
-  }
-  document.querySelectorAll(".seg button").forEach(function (b) {
-    b.addEventListener("click", function () {
-      state.show = b.dataset.show;
-      document.querySelectorAll(".seg button").forEach(function (o) {
-        o.classList.toggle("on", o === b); o.setAttribute("aria-pressed", o === b ? "true" : "false");
-      });
-      apply();
-    });
-  });
-  document.getElementById("concept").addEventListener("change", function (e) {
-    state.concept = e.target.value; apply();
-  });
-  document.getElementById("sort").addEventListener("change", function (e) { state.sort = e.target.value; apply(); });
-  document.getElementById("search").addEventListener("input", function (e) {
-    state.q = e.target.value.trim().toLowerCase(); apply();
-  });
-
-  var viewer = document.getElementById("viewer"), vImg = document.getElementById("v-img");
-  var current = -1;
-  function open(card) {
-    current = visible.indexOf(card);
-    var links = JSON.parse(card.dataset.links || "[]");
-    vImg.src = card.dataset.full;
-    vImg.alt = card.dataset.name;
-    document.getElementById("v-name").textContent = card.dataset.name;
-    var badge = document.getElementById("v-badge");
-    badge.textContent = card.dataset.status === "found" ? "Found" : "Not found";
-    badge.className = "badge " + card.dataset.status;
-    document.getElementById("v-score").textContent = "score " + card._score.toFixed(2) +
-      (card._concepts.length ? " · " + card._concepts.join(", ") : "");
-    var box = document.getElementById("v-links");
-    box.textContent = "";
-    links.forEach(function (l) {
-      var a = document.createElement("a");
-      a.textContent = l[0]; a.href = l[1]; a.target = "_blank"; a.rel = "noopener";
-      box.appendChild(a);
-    });
-    viewer.hidden = false;
-  }
-  function close() { viewer.hidden = true; vImg.removeAttribute("src"); }
-  function step(d) {
-    if (!visible.length) return;
-    current = (current + d + visible.length) % visible.length;
-    open(visible[current]);
-  }
-  grid.addEventListener("click", function (e) {
-    var link = e.target.closest(".thumb");
-    if (!link || e.ctrlKey || e.metaKey || e.shiftKey) return;
-    e.preventDefault();
-    open(link.closest(".card"));
-  });
-  document.getElementById("v-close").addEventListener("click", close);
-  document.getElementById("v-prev").addEventListener("click", function () { step(-1); });
-  document.getElementById("v-next").addEventListener("click", function () { step(1); });
-  viewer.addEventListener("click", function (e) { if (e.target === viewer) close(); });
-  document.addEventListener("keydown", function (e) {
-    if (viewer.hidden) return;
-    if (e.key === "Escape") close();
-    else if (e.key === "ArrowLeft") step(-1);
-    else if (e.key === "ArrowRight") step(1);
-  });
-  apply();
-})();
-"""
+@cache
+def _page_part(name: str) -> str:
+    """One file of the page (``report_page/``: the HTML with ``{{name}}`` slots, its CSS and its script)."""
+    return resources.files(__package__).joinpath("report_page", name).read_text(encoding="utf-8")
