@@ -12,7 +12,7 @@ last, averaged per object, then over all objects; J&F is their mean.
 Every frame is decoded and encoded once; each scheme then decodes it with its own state:
 - ``per-frame PerSAM``: the paper's training-free PerSAM on every frame, no temporal cue;
 - ``per-frame PerSAM-F``: the same with PerSAM-F (what persam's default does when the object is lost);
-- ``paper video``: the paper's video script (previous box and centre as prompts, see persam.video);
+- ``paper video``: the paper's video script (previous box and centre as prompts, see persam.tracking);
 - ``persam``: persam's default scheme.
 Seconds per frame = decoding the JPEG + encoder + that scheme's decoder work; frames/s is its inverse.
 
@@ -39,7 +39,7 @@ VOID = 255
 
 def configs(default_method: str):
     from persam.settings import Settings, VideoSettings
-    from persam.video import PAPER_VIDEO_SETTINGS
+    from persam.tracking import PAPER_VIDEO_SETTINGS
 
     return {
         "per-frame PerSAM": (Settings.for_method("persam"), VideoSettings(scheme="per-frame")),
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from persam.metrics import boundary_f_measure, region_similarity
     from persam.predictor import SamPredictor
     from persam.settings import DEFAULT_METHOD
-    from persam.video import VideoTracker
+    from persam.tracking import VideoTracker
 
     torch.set_num_threads(args.threads)
     root = davis_root(args.dir)

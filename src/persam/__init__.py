@@ -29,15 +29,17 @@ _LAZY = {
     "ImageEmbedding": ".predictor",
     "SamPredictor": ".predictor",
     "segment_video": ".video",
-    "VideoSettings": ".video",
-    "VideoTracker": ".video",
+    "VideoSettings": ".settings",
+    "VideoTracker": ".tracking",
 }
 
 if TYPE_CHECKING:
     from .loading import DEFAULT_MODEL, load_sam
     from .method import PerSAM, Result, Settings
     from .predictor import ImageEmbedding, SamPredictor
-    from .video import VideoSettings, VideoTracker, segment_video
+    from .settings import VideoSettings
+    from .tracking import VideoTracker
+    from .video import segment_video
 
 
 __getattr__ = lazy_exports(__name__, _LAZY, globals())
