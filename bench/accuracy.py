@@ -9,12 +9,13 @@ Every image is encoded once (``--cache`` keeps the encodings on disk between run
 the same encodings. Printed per data set, as markdown: per object IoU / bIoU of every variant, their means,
 and seconds per target image (encoder + method; a variant's own extra encoder passes included).
 
-Variants: ``base`` PerSAM-F as ``PerSAM.segment_embedding``; ``candidates`` several peaks of the confidence
-map decoded, the best score kept; ``zoom`` a second look on a crop around the mask, encoded at full
-resolution; ``parts`` missing reference parts added from where they match; ``refviews`` the reference also
-cropped-and-enlarged and mirrored. ``--sheet DIR`` writes a PNG of the baseline's worst targets per data set:
-reference (mask in green), target, confidence map with the clicks, and each variant's mask against the
-ground truth (green: right, red: too much, blue: missed).
+Variants: ``base`` PerSAM-F as ``PerSAM.segment_embedding`` (SAM's upsampled mask); ``edges`` the same mask
+snapped to the photo's edges (:mod:`persam.edges`, what ``PerSAM.segment`` does by default); ``candidates``
+several peaks of the confidence map decoded, the best score kept; ``zoom`` a second look on a crop around the
+mask, encoded at full resolution; ``parts`` missing reference parts added from where they match; ``refviews``
+the reference also cropped-and-enlarged and mirrored. ``--sheet DIR`` writes a PNG of the baseline's worst
+targets per data set: reference (mask in green), target, confidence map with the clicks, and each variant's
+mask against the ground truth (green: right, red: too much, blue: missed).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perseg  # noqa: E402  (the bench folder is not a package)
 
-VARIANTS = ("base", "candidates", "zoom", "parts", "candidates+parts", "refviews")
+VARIANTS = ("base", "edges", "candidates", "zoom", "parts", "candidates+parts", "refviews")
 
 
 def _encode(predictor, image_path: Path, rgb: np.ndarray, cache: Path | None, key: str):
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam import PerSAM, SamPredictor, Settings, load_sam, refine
+    from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.metrics import IoUAccumulator, iou
 
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "refviews":
             return views.segment_embedding(emb)
         first = persam.segment_embedding(emb)
+        if name == "edges":
+            return snap_edges(rgb, first)
         if name == "zoom":
             return refine.zoom_refine(persam, emb, rgb, first)
         if name == "parts":

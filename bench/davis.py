@@ -14,7 +14,9 @@ Every frame is decoded and encoded once; each scheme then decodes it with its ow
 - ``per-frame PerSAM-F``: the same with PerSAM-F (what persam's default does when the object is lost);
 - ``paper video``: the paper's video script (previous box and centre as prompts, see persam.tracking);
 - ``persam``: persam's default scheme.
-Seconds per frame = decoding the JPEG + encoder + that scheme's decoder work; frames/s is its inverse.
+Seconds per frame = decoding the JPEG + encoder + that scheme's decoder work; frames/s is its inverse. Schemes
+whose settings say ``edges`` snap the masks they give back to the frame's edges (``persam.edges``), as
+``persam video`` does; ``--compare-edges`` runs each of them without it too, on the same encodings.
 
 With ``--runtimes`` (RUNTIME[:PRECISION] entries, see :mod:`persam.runtimes`: the encoder at that precision,
 the decoder by the same runtime in f32), persam's scheme runs once per runtime instead, every frame encoded
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare persam's scheme across encoder runtimes instead of the schemes")
     ap.add_argument("--recheck", type=float, metavar="R",
                     help="persam's scheme with VideoSettings(recheck=R) (search the whole frame too when unsure)")
+    ap.add_argument("--compare-edges", action="store_true",
+                    help="also run every scheme that snaps its masks to the frame's edges without it")
     args = ap.parse_args(argv)
 
     import torch
@@ -95,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             runs[f"persam {entry}"] = persam_run
             predictors[f"persam {entry}"] = SamPredictor(sam, encoder=make_encoder(sam, runtime, precision or "f32"),
                                                          decoder=make_decoder(sam, runtime))
+    if args.compare_edges:  # every run also without snapping its masks to the frame's edges, same encodings
+        from dataclasses import replace
+
+        for name in [n for n, (m, _) in runs.items() if m.edges]:
+            method_settings, video_settings = runs[name]
+            runs[f"{name}, SAM's edges"] = (replace(method_settings, edges=False), video_settings)
+            predictors[f"{name}, SAM's edges"] = predictors[name]
     names = list(runs)
     # per scheme: per sequence, per object id -> (J list, F list); seconds of decoder work; frames
     scores = {n: {} for n in names}
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             void = gt == VOID if evaluated else None
             for n, tracker in trackers.items():
                 t0 = time.perf_counter()
-                result = tracker.step(embs[n])
+                result = tracker.step(embs[n], image)
                 decoder_s[n] += time.perf_counter() - t0
                 if evaluated:
                     for i in ids:

@@ -13,7 +13,8 @@ Default DIRs: ../shared/data/perseg-mini and ../shared/data/davis2016-train-subs
 
 Every image is encoded once and every configuration (method x references) runs on the same encodings. Per
 configuration: per-object IoU and boundary IoU (sums of intersections over sums of unions across the
-object's targets), their means (mIoU, bIoU), PerSAM-F fit seconds per object, decoder seconds per target.
+object's targets), their means (mIoU, bIoU), PerSAM-F fit seconds per object, decoder seconds per target
+(with the snapping of the mask to the photo's edges that ``PerSAM.segment`` does; ``--no-edges``: without).
 Encoder and total seconds per image and the process's peak memory are printed once per run.
 """
 
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-guided-attention", action="store_true")
     ap.add_argument("--no-semantic-prompt", action="store_true")
     ap.add_argument("--refinements", type=int)
+    ap.add_argument("--no-edges", action="store_true",
+                    help="SAM's masks as they are (not snapped to the photo's edges)")
     args = ap.parse_args(argv)
     if args.no_malloc_tuning:
         os.environ["PERSAM_MALLOC_TUNING"] = "0"
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam import PerSAM, SamPredictor, Settings, load_sam
+    from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.metrics import IoUAccumulator
 
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["semantic_prompt"] = False
     if args.refinements is not None:
         overrides["refinements"] = args.refinements
+    if args.no_edges:
+        overrides["edges"] = False
     configs: dict[str, tuple[Settings, int]] = {}
     for method in args.method:
         for n in args.refs:
@@ -189,18 +195,21 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 rgb = load_image(image)
                 emb = predictor.encode(rgb)
-                targets.append((emb, load_mask(mask, rgb.shape[1::-1]), time.perf_counter() - t0))
+                targets.append((emb, rgb, load_mask(mask, rgb.shape[1::-1]), time.perf_counter() - t0))
                 encoder_s.append(emb.seconds)
             for name, (settings, n) in configs.items():
                 embs, masks = zip(*(refs[image] for image, _ in task.references[n]), strict=True)
                 persam = PerSAM.from_embeddings(predictor, list(embs), list(masks), settings)
                 acc, row = IoUAccumulator(), Row(0.0, 0.0, persam.fit_seconds)
-                for emb, gt, load_s in targets:
+                for emb, rgb, gt, load_s in targets:
                     result = persam.segment_embedding(emb)
+                    if settings.edges:  # as PerSAM.segment does
+                        snap_edges(rgb, result)
                     acc.add(result.mask, gt)
-                    row.decoder.append(result.timings["decoder"])
+                    method_s = result.timings["decoder"] + result.timings.get("edges", 0.0)
+                    row.decoder.append(method_s)
                     if name == next(iter(configs)):
-                        total_s.append(load_s + result.timings["decoder"])
+                        total_s.append(load_s + method_s)
                 row.iou, row.biou = acc.iou, acc.biou
                 results[name][task.name] = row
                 if args.paper_fit and settings.method == "persam-f" and n == 1 and "+g" not in name:
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         fits = "".join(f"{np.mean([r.fit for r in results[c].values()]):>16.3f}" for c in configs)
         print(f"{'fit s / object':<{width}}{fits}")
         dec = "".join(f"{np.mean([d for r in results[c].values() for d in r.decoder]):>16.3f}" for c in configs)
-        print(f"{'decoder s / image':<{width}}{dec}")
+        print(f"{'method s / image':<{width}}{dec}")
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nseconds per target image (mean of {len(encoder_s)}): encoder {np.mean(encoder_s):.3f} | "

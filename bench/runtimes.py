@@ -12,7 +12,8 @@ OpenVINO's encoder with PyTorch's decoder. One model is loaded once; every entry
 by image, so a busy machine slows them alike; timings are medians. Per runtime:
 
 - encoder seconds: one 854x480 frame encoded ``--repeats`` times (median), after a warm-up;
-- end-to-end seconds per image on PerSeg (load + encode + PerSAM-F, reference image 00, the others targets);
+- end-to-end seconds per image on PerSeg (load + encode + PerSAM-F + edges, as ``PerSAM.segment``; reference
+  image 00, the others targets);
 - PerSAM-F mIoU / bIoU on PerSeg and on DAVIS one-shot frames (frame 0 the reference, every ``--every``-th
   frame a target), with the same protocol and functions as ``bench/perseg.py``;
 - agreement with torch: mean and worst IoU between each target's mask and torch's mask of it;
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam import PerSAM, SamPredictor, Settings, load_sam
+    from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.loading import tune_cpu_allocator
     from persam.metrics import IoUAccumulator
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     rgb = load_image(image)
                     result = persams[name].segment_embedding(predictors[name].encode(rgb))
+                    if settings.edges:  # as PerSAM.segment does
+                        snap_edges(rgb, result)
                     seconds = time.perf_counter() - t0
                     if label == "perseg":
                         stats[name].e2e_s.append(seconds)

@@ -12,6 +12,7 @@ from PIL import Image
 from persam import album
 from persam.album import AlbumSegmenter, ConceptSet, Findings
 from persam.concept import read_concept, write_concept
+from persam.edges import snap_mask
 from persam.embedding_cache import EmbeddingCache
 from persam.errors import InputError
 from persam.io import load_image, save_image
@@ -19,6 +20,7 @@ from persam.method import PerSAM
 from persam.predictor import SamPredictor
 from persam.results import Result
 from persam.runs import ImageRun
+from persam.settings import Settings
 
 from .conftest import PERSEG, require_data, tiny_sam
 
@@ -39,8 +41,10 @@ def ref():
     return _image(120, 160, 0), mask
 
 
-def _persam(sam, ref, method="persam-f"):
-    return PerSAM.from_reference(ref[0], ref[1], sam=sam, method=method)
+def _persam(sam, ref, method="persam-f", edges=False):
+    """A concept; ``edges`` off by default here: most tests check the album's logic on SAM's own masks."""
+    settings = Settings.for_method(method, edges=edges)
+    return PerSAM.from_reference(ref[0], ref[1], sam=sam, settings=settings)
 
 
 @pytest.fixture
@@ -135,6 +139,22 @@ def _scripted(p: PerSAM, peaks: list[tuple[int, int]], boxes: dict[tuple[int, in
     monkeypatch.setattr(album, "presence_score", lambda persam, emb, result, image: result.score)
     p.reference_score = 1.0
     return calls
+
+
+def test_found_masks_are_snapped_to_the_photo_edges(sam, ref, monkeypatch):
+    p = _persam(sam, ref, edges=True)  # the default
+    img = np.full((120, 160, 3), 20, np.uint8)
+    img[10:41, 10:41] = 230  # the object's real outline
+    _scripted(p, [(20, 20)], {(20, 20): (9, 9, 41, 41)}, img.shape[:2], monkeypatch)  # SAM's mask: 1 px too big
+    raw = np.zeros(img.shape[:2], bool)
+    raw[9:42, 9:42] = True
+    snapped = snap_mask(img, raw)
+    assert not np.array_equal(snapped, raw)  # the test is about a mask that moves
+    for instances in ("one", "all"):
+        found = AlbumSegmenter(p, instances=instances, presence=0.5).segment(img)
+        assert np.array_equal(found.instances[0].mask, snapped)
+    p.settings = Settings.for_method("persam-f", edges=False)
+    assert np.array_equal(AlbumSegmenter(p, presence=0.5).segment(img).instances[0].mask, raw)
 
 
 def test_every_instance_found_duplicates_and_parts_dropped(sam, ref, monkeypatch):

@@ -123,7 +123,7 @@ def test_persam_needs_no_fit(tiny_t):
 
 
 def test_persam_f_without_refinement_uses_the_fused_mask(tiny_t):
-    settings = Settings.for_method("persam-f", refinements=0)
+    settings = Settings.for_method("persam-f", refinements=0, edges=False)  # SAM's mask as it is
     p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, settings=settings)
     result = p.segment(_image(80, 120, 3))
     first = p.first_decode(p.predictor.encode(_image(80, 120, 3)))
@@ -262,3 +262,17 @@ def test_hard_case_switches_run_through_segment_and_survive_a_concept(tiny_t, tm
     assert PerSAM.load(tmp_path / "c.persam", sam=tiny_t).settings == persam.settings
     with pytest.raises(ValueError, match="candidates must be at least 1"):
         Settings.for_method("persam-f", candidates=0)
+
+
+def test_segment_snaps_the_mask_to_the_photo_edges_unless_switched_off(tiny_t):
+    from persam.edges import snap_mask
+
+    image = _image(80, 120, 3)
+    for edges in (True, False):
+        settings = Settings.for_method("persam-f", edges=edges)
+        p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, settings=settings)
+        raw = p.segment_embedding(p.predictor.encode(image)).mask
+        assert raw.any()  # the test is about a found mask
+        snapped = snap_mask(image, raw)
+        expected = snapped if edges and snapped.any() else raw
+        assert np.array_equal(p.segment(image).mask, expected)

@@ -105,3 +105,27 @@ def test_absent_objects_get_an_empty_mask_and_are_searched_everywhere_next(tiny_
     assert track.box is None and track.logits is None  # next frame: global re-detection
     result = tracker.step(predictor.encode(frames[2]))
     assert not result.objects[0].present
+
+
+def test_masks_given_back_are_snapped_to_the_frame_the_track_is_not(tiny_t):
+    from persam.edges import snap_labels
+    from persam.tracking import PAPER_VIDEO_SETTINGS
+
+    predictor = SamPredictor(tiny_t)
+    frames = _frames(3)
+    ref_emb = predictor.encode(frames[0])
+    masks = list(_masks())
+    for method_settings, scheme in ((Settings.for_method("persam-f"), "persam"), (PAPER_VIDEO_SETTINGS, "paper")):
+        trackers = []
+        for _ in range(2):
+            persams = [PerSAM.from_embeddings(predictor, [ref_emb], [m], method_settings) for m in masks]
+            tracker = VideoTracker(persams, [1, 2], VideoSettings(scheme=scheme))
+            tracker.start(ref_emb, masks)
+            trackers.append(tracker)
+        for frame in frames[1:]:
+            emb = predictor.encode(frame)
+            plain, with_pixels = trackers[0].step(emb), trackers[1].step(emb, frame)
+            expected = snap_labels(frame, plain.labels, [1, 2]) if method_settings.edges else plain.labels
+            assert np.array_equal(with_pixels.labels, expected)
+            assert all(np.array_equal(o.result.mask, with_pixels.labels == o.object_id) for o in with_pixels.objects)
+            assert plain.track == with_pixels.track  # the next frame is steered by SAM's own masks either way

@@ -37,6 +37,7 @@ from .concept_set import (  # noqa: F401 (re-exported: the album's public names)
     concept_name,
     unique_names,
 )
+from .edges import snap_edges
 from .findings import ConceptFinding, Findings, Instance
 from .io import load_image
 from .method import PerSAM
@@ -186,6 +187,9 @@ class AlbumSegmenter:
             found = [_Candidate(name, score, first)] if present else []
             if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
                 found += self._more_instances(name, persam, emb, image, first, ref, present)
+            if image is not None and persam.settings.edges:  # after the search: it blocks SAM's own masks
+                for cand in found:
+                    snap_edges(image, cand.result)
             candidates += found
             first.present = present
             if not present:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .concept import check_model, concept_contents, concept_state, read_concept, write_concept
+from .edges import snap_edges
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
 from .grid import cosine_map, mask_box, mask_to_grid, part_features, pool_target, prior_to_grid, reference_cells
@@ -307,6 +308,8 @@ class PerSAM:
             from .refine import zoom_refine
 
             result = zoom_refine(self, emb, rgb, result)
+        if self.settings.edges:
+            snap_edges(rgb, result)
         result.timings["total"] = time.perf_counter() - start
         return result
 

@@ -28,6 +28,9 @@ class Settings:
     candidates: int = 1  # decode from up to this many peaks of the confidence map, keep the best score
     complete_parts: bool = False  # add the object's missing parts from where they match (a second click)
     zoom: bool = False  # decode again on a crop around the mask encoded at full resolution (+1 encoder pass)
+    # persam's addition, on where the photo's pixels are at hand (PerSAM.segment, albums): the mask's outline
+    # moved onto the photo's edges by a guided filter (persam.edges). False: SAM's upsampled mask as it is.
+    edges: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .edges import snap_labels
 from .grid import mask_box
 from .method import Hint, PerSAM
 from .predictor import ImageEmbedding
@@ -42,9 +43,9 @@ from .results import Result
 from .settings import Settings, VideoSettings
 
 #: PerSAM settings of the paper's video script: mean/2 + max/2 target, positive clicks only, no guided
-#: attention or semantic prompt (its decoder calls pass neither).
+#: attention or semantic prompt (its decoder calls pass neither), SAM's masks as they are.
 PAPER_VIDEO_SETTINGS = Settings(method="persam", target="mean-max", guided_attention=False,
-                                semantic_prompt=False, negative_point=False)
+                                semantic_prompt=False, negative_point=False, edges=False)
 
 
 def grow_box(box: tuple[int, int, int, int], margin: float, pixels: int, size: tuple[int, int]
@@ -199,11 +200,15 @@ class VideoTracker:
             track.start(emb, mask)
 
     @torch.inference_mode()
-    def step(self, emb: ImageEmbedding) -> FrameResult:
-        """Segment every object in one encoded frame."""
+    def step(self, emb: ImageEmbedding, image: np.ndarray | None = None) -> FrameResult:
+        """Segment every object in one encoded frame. With the frame's pixels (``image``, HxWx3 uint8) and the
+        objects' ``Settings.edges`` on, the masks given back are snapped to the frame's edges
+        (:mod:`persam.edges`); what the tracker carries to the next frame is SAM's own mask either way."""
         start = time.perf_counter()
         objects = [track.step(emb) for track in self.tracks]
         labels = self._labels(emb, objects)
+        if image is not None and self.tracks[0].persam.settings.edges:
+            labels = snap_labels(image, labels, [o.object_id for o in objects])
         for obj in objects:  # what each object finally holds after overlaps are resolved
             obj.result.mask = labels == obj.object_id
         seconds = {"encoder": emb.seconds, "decoder": time.perf_counter() - start}

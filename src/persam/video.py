@@ -84,7 +84,7 @@ def _unpacked(packed: tuple[bytes, tuple[int, int], list[ObjectFrame]], seconds:
 def _timed_step(tracker: VideoTracker, predictor: SamPredictor, frame: Frame) -> FrameResult:
     """Encode and segment one frame; ``seconds["total"]`` is this frame's own work (encoder + decoder)."""
     start = time.perf_counter()
-    result = tracker.step(predictor.encode(frame.image))
+    result = tracker.step(predictor.encode(frame.image), frame.image)
     result.seconds["total"] = time.perf_counter() - start
     return result
 
