@@ -367,6 +367,13 @@ def test_export_remakes_exports_of_a_finished_run(scene, loads, capsys):
     assert not (out / "coco.json").exists()
     assert cli.main(["export-results", str(out), "--export", "coco,cutouts", "-q"]) == cli.EXIT_OK
     assert (out / "coco.json").is_file() and list((out / "cutouts").rglob("*.png"))
+    alphas = {}
+    for flag in ([], ["--hard-edges"]):  # soft edges by default; the mask itself as alpha on demand
+        assert cli.main(["export-results", str(out), "--export", "cutouts", "-q", *flag]) == cli.EXIT_OK
+        with Image.open(sorted((out / "cutouts").rglob("*.png"))[0]) as im:
+            alphas[bool(flag)] = np.asarray(im)[:, :, 3]
+    assert set(np.unique(alphas[True])) <= {0, 255} and len(np.unique(alphas[False])) > 2
+    assert np.array_equal(alphas[False] >= 128, alphas[True] == 255)
     capsys.readouterr()
     assert cli.main(["export-results", str(tmp_path / "targets"), "--export", "coco"]) == cli.EXIT_ERROR
     err = capsys.readouterr().err.strip()

@@ -4,9 +4,10 @@ SAM's masks come from 256x256 logits upsampled 4x and more, so their outlines ar
 across the object's real outline (soft edges: boundary IoU well below IoU). The guided filter (He, Sun and
 Tang, "Guided Image Filtering", ECCV 2010 / TPAMI 2013) fits, in every small window, the mask as a linear
 function of the photo's brightness: where the window holds an image edge, the filtered mask follows it; where
-it holds none, the mask is only smoothed. Thresholding the filtered mask at 0.5 gives the snapped mask; the
-filtered values themselves are a soft alpha for cutouts. No weights, a few box filters (integral images), and
-only around the mask's outline: pixels farther than two radii from it keep their value.
+it holds none, the mask is only smoothed. Thresholding the filtered mask at 0.5 gives the snapped mask
+(:func:`snap_mask`); the filtered values themselves are a soft alpha for cut-outs (:func:`soft_alpha`). No
+weights, a few box filters (integral images), and only around the mask's outline: pixels farther than two
+radii from it keep their value.
 
 Large photos are filtered at a working resolution of at most :data:`WORK_SIDE` pixels and the linear
 coefficients upsampled (He and Sun, "Fast Guided Filter", 2015), so the cost stays that of a ~1 MP image.
@@ -108,6 +109,19 @@ def snap_mask(image: np.ndarray, mask: np.ndarray, radius: float = RADIUS, eps: 
     out = np.zeros_like(mask, dtype=bool)
     out[y0:y1, x0:x1] = alpha > 0.5
     return out
+
+
+def soft_alpha(image: np.ndarray, mask: np.ndarray, radius: float = RADIUS, eps: float = EPS) -> np.ndarray:
+    """A soft alpha (HxW float32 in [0, 1]) for cutting ``mask`` out of ``image``: the guided filter's values
+    along the outline (anti-aliased edges that follow the photo), 1 inside and 0 outside, held on the mask's
+    side of 0.5 (>= 128/255 on the mask, <= 127/255 off it) so that thresholding it gives ``mask`` back."""
+    mask = np.asarray(mask, dtype=bool)
+    alpha = mask.astype(np.float32)
+    soft, (y0, y1, x0, x1) = edge_alpha(image, mask, radius, eps)
+    if soft.size:
+        inside = mask[y0:y1, x0:x1]
+        alpha[y0:y1, x0:x1] = np.where(inside, np.maximum(soft, 128 / 255), np.minimum(soft, 127 / 255))
+    return alpha
 
 
 def snap_edges(image: np.ndarray, result: Result) -> Result:

@@ -1,4 +1,5 @@
-"""Cut-outs keep exactly the mask as alpha; DreamBooth crops are square, centred, whole and the right size."""
+"""Cut-outs keep the mask as alpha (soft edges along the photo's, thresholding back to the mask exactly);
+DreamBooth crops are square, centred, whole and the right size."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from persam.edges import box_mean
 from persam.errors import PersamError
 from persam.exports import write_exports
 from persam.exports.cutouts import cutout, cutout_box, dreambooth_crop, safe_name, square_window
@@ -29,7 +31,7 @@ def _bbox(m):
 
 def test_cutout_alpha_is_the_mask_inside_the_crop():
     image, mask = _scene()
-    out = cutout(image, mask)
+    out = cutout(image, mask, soft=False)
     x0, y0, x1, y1 = cutout_box(mask)
     assert out.shape == (y1 - y0, x1 - x0, 4) and out.dtype == np.uint8
     assert np.array_equal(out[:, :, 3], np.where(mask[y0:y1, x0:x1], 255, 0))
@@ -38,6 +40,19 @@ def test_cutout_alpha_is_the_mask_inside_the_crop():
     bx0, by0, bx1, by1 = _bbox(mask)
     pad = round(0.08 * max(bx1 - bx0, by1 - by0))
     assert (x0, y0, x1, y1) == (bx0 - pad, by0 - pad, bx1 + pad, by1 + pad)
+
+
+def test_soft_cutout_edges_are_partial_only_along_the_outline_and_threshold_to_the_mask():
+    image, mask = _scene(seed=3)
+    hard, soft = cutout(image, mask, soft=False), cutout(image, mask)
+    assert np.array_equal(hard[:, :, :3], soft[:, :, :3])
+    alpha, inside = soft[:, :, 3], hard[:, :, 3] == 255
+    assert np.array_equal(alpha >= 128, inside)  # the mask, exactly, at half alpha
+    partial = (alpha > 0) & (alpha < 255)
+    assert partial.any()  # soft edges ...
+    share = box_mean(inside.astype(np.float64), 3)  # of the 7x7 window around a pixel, how much is the mask
+    near = (share > 0) & (share < 1)
+    assert not (partial & ~near).any()  # ... only along the outline
 
 
 def test_cutout_margin_is_clipped_to_the_image():
@@ -112,7 +127,7 @@ def test_folder_export(fake_run):
             with Image.open(fake_run.out / "cutouts" / f"{stem}.png") as im:
                 assert im.mode == "RGBA"
                 alpha = np.asarray(im)[:, :, 3]
-            assert (alpha == 255).sum() == (labels == i).sum()
+            assert (alpha >= 128).sum() == (labels == i).sum()  # soft edges, the mask at half alpha
     crops = sorted(p.relative_to(written["dreambooth"]).as_posix() for p in written["dreambooth"].rglob("*.png"))
     assert crops == ["ball/shoes__02_2.png", "cat/cat__00.png", "cat/cat__we<ird> & \"q\" 'x'.png",
                      "duck/duck__01.png", "object/old__00.png", "sneaker/shoes__02_1.png"]

@@ -109,7 +109,7 @@ def _write_exports(args: argparse.Namespace, out: Path, kinds: list[str]) -> Non
     if not [k for k in kinds if k != "masks"]:
         return
     written = write_exports(out, kinds, dreambooth_size=args.crop_size, background=args.background,
-                            progress=not args.quiet)
+                            soft_edges=not args.hard_edges, progress=not args.quiet)
     made = [f"{kind} {path}" for kind, path in written.items() if kind != "masks"]
     _say("exports: " + ", ".join(made))
 

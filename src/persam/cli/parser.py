@@ -76,6 +76,8 @@ def _add_export_options(p: argparse.ArgumentParser, default: str) -> None:
                    help="side of the DreamBooth crops in pixels (default 512)")
     g.add_argument("--background", choices=("white", "transparent", "keep"), default="white",
                    help="background of the DreamBooth crops (default white)")
+    g.add_argument("--hard-edges", action="store_true",
+                   help="cut-outs and crops with the mask as alpha, 0 or 255 (default: soft edges along the photo's)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,13 +60,15 @@ def write_exports(
     *,
     dreambooth_size: int = 512,
     background: str = "white",
+    soft_edges: bool = True,
     progress: bool = False,
     notice: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Write the asked ``kinds`` (see :data:`EXPORTS`) for the run in ``out_dir``; returns kind -> path.
 
     coco -> ``OUT/coco.json``; cutouts -> ``OUT/cutouts/``; dreambooth -> ``OUT/dreambooth/<concept>/``
-    (``dreambooth_size`` square, ``background`` "white", "transparent" or "keep"); report ->
+    (``dreambooth_size`` square, ``background`` "white", "transparent" or "keep"; cut-outs and crops with
+    ``soft_edges``: alpha anti-aliased along the photo's edges, see :func:`persam.edges.soft_alpha`); report ->
     ``OUT/report.html`` (+ ``OUT/thumbs/``); masks -> ``OUT`` itself. ``progress`` shows a bar on stderr.
     Photos that cannot be read are reported through ``notice`` (default: one line on stderr) and skipped.
     A missing results.jsonl or a bad option is a :class:`PersamError`.
@@ -91,7 +93,7 @@ def write_exports(
                 bar.update(1)
                 try:
                     _export_photo(folder, photo, kinds, coco, report, need_labels, need_pixels,
-                                  dreambooth_size, background)
+                                  dreambooth_size, background, soft_edges)
                 except PersamError as exc:
                     skipped += 1
                     say(f"skipped {photo.name} in the exports: {exc}")
@@ -123,6 +125,7 @@ def _export_photo(
     need_pixels: bool,
     size: int,
     background: str,
+    soft_edges: bool = True,
 ) -> None:
     """Everything asked for one photo; every failure is a PersamError for the caller to report."""
     labels: np.ndarray | None = None
@@ -151,9 +154,10 @@ def _export_photo(
         assert labels is not None
         coco.add(photo, labels, instances)
     if "cutouts" in kinds and image is not None:
-        write_photo_cutouts(folder, photo, image, labels, instances)
+        write_photo_cutouts(folder, photo, image, labels, instances, soft=soft_edges)
     if "dreambooth" in kinds and image is not None:
-        write_photo_crops(folder, photo, image, labels, instances, size=size, background=background)
+        write_photo_crops(folder, photo, image, labels, instances, size=size, background=background,
+                          soft=soft_edges)
     if report is not None:
         report.add(photo, instances, present, labels=lambda: labels if labels is not None else load_labels(photo))
 

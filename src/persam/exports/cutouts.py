@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..edges import soft_alpha
 from ..io import atomic_write
 from .records import Instance, Photo, mask_box
 
@@ -50,14 +51,21 @@ def cutout_box(mask: np.ndarray, margin: float = CUTOUT_MARGIN) -> tuple[int, in
     return max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
 
 
-def cutout(image: np.ndarray, mask: np.ndarray, margin: float = CUTOUT_MARGIN) -> np.ndarray:
-    """An RGBA crop of the object: alpha 255 on the mask and 0 elsewhere, cropped to :func:`cutout_box`."""
+def _alpha(image: np.ndarray, mask: np.ndarray, soft: bool) -> np.ndarray:
+    """The object's alpha in [0, 1]: the mask, or with ``soft`` its edges anti-aliased along the photo's."""
+    return soft_alpha(image, mask) if soft else mask.astype(np.float32)
+
+
+def cutout(image: np.ndarray, mask: np.ndarray, margin: float = CUTOUT_MARGIN, soft: bool = True) -> np.ndarray:
+    """An RGBA crop of the object, cropped to :func:`cutout_box`: alpha 255 on the mask and 0 elsewhere, with
+    ``soft`` edges (:func:`persam.edges.soft_alpha`: partial alpha along the outline, >= 128 exactly on
+    the mask)."""
     mask = np.asarray(mask, dtype=bool)
     _check(image, mask)
     x0, y0, x1, y1 = cutout_box(mask, margin)
     out = np.empty((y1 - y0, x1 - x0, 4), dtype=np.uint8)
     out[:, :, :3] = image[y0:y1, x0:x1]
-    out[:, :, 3] = np.where(mask[y0:y1, x0:x1], 255, 0)
+    out[:, :, 3] = np.rint(_alpha(image, mask, soft)[y0:y1, x0:x1] * 255)
     return out
 
 
@@ -94,8 +102,10 @@ def dreambooth_crop(
     size: int = 512,
     background: str = "white",
     margin: float = CROP_MARGIN,
+    soft: bool = True,
 ) -> np.ndarray:
-    """A ``size`` x ``size`` crop for fine-tuning: the object centred and whole, resized with Lanczos.
+    """A ``size`` x ``size`` crop for fine-tuning: the object centred and whole, resized with Lanczos
+    (``soft``: its alpha anti-aliased along the photo's edges, as for :func:`cutout`).
 
     ``background``: "white" (RGB, everything but the object white), "transparent" (RGBA, alpha = mask,
     white under the transparent part) or "keep" (RGB, the photo as it is; the square stays inside the
@@ -123,7 +133,7 @@ def dreambooth_crop(
     # The mask is resized as a soft (float) alpha with the same filter, then the photo is blended over
     # white by it: edges come out smooth whether the object is shrunk or enlarged.
     alpha = np.zeros((side, side), dtype=np.float32)
-    alpha[window] = mask[iy0:iy1, ix0:ix1]
+    alpha[window] = _alpha(image, mask, soft)[iy0:iy1, ix0:ix1]
     if side != size:
         alpha = np.asarray(Image.fromarray(alpha, mode="F").resize((size, size), Image.Resampling.LANCZOS))
     alpha = np.clip(alpha, 0.0, 1.0)[:, :, None]
@@ -161,13 +171,13 @@ def dreambooth_path(photo: Photo, inst: Instance, n_instances: int) -> str:
 
 
 def write_photo_cutouts(
-    out_dir: Path, photo: Photo, image: np.ndarray, labels: np.ndarray, instances: list[Instance]
+    out_dir: Path, photo: Photo, image: np.ndarray, labels: np.ndarray, instances: list[Instance], soft: bool = True
 ) -> list[str]:
     """Write the cut-outs of one photo; returns their paths relative to ``out_dir``."""
     written = []
     for inst in instances:
         rel = cutout_path(photo, inst, len(instances))
-        save_png(out_dir / rel, cutout(image, labels == inst.id))
+        save_png(out_dir / rel, cutout(image, labels == inst.id, soft=soft))
         written.append(rel)
     return written
 
@@ -181,12 +191,13 @@ def write_photo_crops(
     *,
     size: int = 512,
     background: str = "white",
+    soft: bool = True,
 ) -> list[str]:
     """Write the DreamBooth crops of one photo; returns their paths relative to ``out_dir``."""
     written = []
     for inst in instances:
         rel = dreambooth_path(photo, inst, len(instances))
-        save_png(out_dir / rel, dreambooth_crop(image, labels == inst.id, size, background))
+        save_png(out_dir / rel, dreambooth_crop(image, labels == inst.id, size, background, soft=soft))
         written.append(rel)
     return written
 
