@@ -53,7 +53,7 @@ def test_snap_mask_moves_the_outline_onto_the_photo_edge(shift):
 
 
 def test_large_photos_are_filtered_at_the_working_resolution():
-    h, w = 1300, 2200  # the mask's region is wider than WORK_SIDE: coefficients at 1/2 resolution, applied at full size
+    h, w = 1300, 2200  # the mask's region is wider than WORK_SIDE: coefficients at a lower resolution
     img, truth = _square_photo(h, w, 200, 1100, 300, 1900)
     raw = np.zeros_like(truth)
     raw[206:1094, 306:1894] = True  # 6 px short on every side

@@ -297,8 +297,11 @@ class PerSAM:
         similarity*: for every feature cell of the reference object, the best cosine similarity with any
         feature cell under the found mask, averaged. It is 0 for an empty mask, close to 1 when the mask
         holds every part of the reference, and lower for a different object with only some similar parts
-        (on PerSeg objects with MobileSAM: about 0.83-0.91 for the same object, 0.70-0.85 for others, so
-        compare scores for one reference rather than across references).
+        (scores of the same object and of others overlap across references, so compare scores for one
+        reference rather than across references).
+
+        With ``Settings.edges`` (the default) the mask's outline is snapped to the photo's edges
+        (:mod:`persam.edges`); :meth:`segment_embedding`, which has no pixels, gives SAM's mask.
         """
         start = time.perf_counter()
         rgb = load_image(image)
