@@ -268,6 +268,36 @@ def test_overlapping_concepts_pixels_go_to_the_higher_logit(sam, ref):
     assert (labels[mask_a & ~mask_b] == 1).all() and (labels[mask_b] == 2).all()
 
 
+def test_an_object_found_by_two_concepts_goes_to_the_higher_score(sam, ref, monkeypatch):
+    dog, dog2, cat = _persam(sam, ref), _persam(sam, ref), _persam(sam, ref)
+    img = _image(120, 160, 6)
+    seg = AlbumSegmenter({"dog": dog, "dog2": dog2, "cat": cat}, presence=0.5)
+    emb = seg.encode(img)
+    grid = dog.segment_embedding(emb).logits.shape[-1]
+
+    def fixed(rows, cols):
+        logits = torch.full((grid, grid), -10.0)
+        logits[rows, cols] = 5.0
+        mask = dog.predictor.upscale(emb, logits[None])[0].numpy() > 0
+        return lambda emb, hint=None: Result(mask.copy(), 0.9, 0.9, 0.9, [], None, {}, logits)
+
+    one_dog = (slice(0, grid // 2), slice(0, grid // 2))
+    dog.segment_embedding = fixed(*one_dog)
+    dog2.segment_embedding = fixed(*one_dog)  # the same animal: dog2 scores it higher
+    cat.segment_embedding = fixed(slice(grid // 2, grid), slice(grid // 2, grid))  # elsewhere
+    scores = {id(dog): 0.80, id(dog2): 0.90, id(cat): 0.75}
+    monkeypatch.setattr(album, "presence_score", lambda persam, emb, result, image: scores[id(persam)])
+    for p in (dog, dog2, cat):
+        p.reference_score = 1.0
+    found = seg.segment_embedding(emb, img)
+    by_name = {c.name: c for c in found.concepts}
+    assert not by_name["dog"].present and by_name["dog"].taken_by == "dog2" and not by_name["dog"].result.mask.any()
+    assert by_name["dog2"].present and by_name["cat"].present and by_name["cat"].taken_by is None
+    assert sorted(i.concept for i in found.instances) == ["cat", "dog2"]
+    record = found.to_record()
+    assert record["concepts"]["dog"]["taken_by"] == "dog2" and "taken_by" not in record["concepts"]["dog2"]
+
+
 def test_concepts_of_other_models_are_refused_in_one_line(sam, ref, tmp_path):
     _persam(sam, ref).save(tmp_path / "a.persam")
     meta, arrays = read_concept(tmp_path / "a.persam")

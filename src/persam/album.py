@@ -122,6 +122,29 @@ class _Candidate:
     result: Result
 
 
+def _one_concept_per_object(candidates: list[_Candidate]) -> tuple[list[_Candidate], dict[int, str]]:
+    """Several concepts found on one object (two dogs of an album on one dog): it goes to the concept whose
+    presence score is highest, the others' candidates there are dropped. Two candidates are on one object
+    when more than :data:`DUPLICATE_INSIDE` of the smaller mask lies inside the larger. Returns the kept
+    candidates and, for each dropped one (by ``id`` of its result), the concept that took its object."""
+    kept, taken_by = [], {}
+    for cand in candidates:
+        area = int(cand.result.mask.sum())
+        winner = None
+        for other in candidates:
+            if other is cand or other.concept == cand.concept or other.score <= cand.score:
+                continue
+            inter = int(np.logical_and(cand.result.mask, other.result.mask).sum())
+            on_one_object = inter > DUPLICATE_INSIDE * min(area, int(other.result.mask.sum()))
+            if on_one_object and (winner is None or other.score > winner.score):
+                winner = other
+        if winner is None:
+            kept.append(cand)
+        else:
+            taken_by[id(cand.result)] = winner.concept
+    return kept, taken_by
+
+
 class AlbumSegmenter:
     """Segments photos for a :class:`ConceptSet`: presence, every instance, several concepts, one encoding.
 
@@ -174,7 +197,7 @@ class AlbumSegmenter:
     def segment_embedding(self, emb: ImageEmbedding, image: np.ndarray | None = None) -> Findings:
         """:meth:`segment` on an already encoded photo (``image``: its pixels, for the presence hook)."""
         start = time.perf_counter()
-        concept_findings: list[ConceptFinding] = []
+        firsts: list[tuple[str, Result, float, float]] = []
         candidates: list[_Candidate] = []
         for name, persam in zip(self.concepts.names, self.concepts.persams, strict=True):
             ref = reference_score(persam)
@@ -191,10 +214,15 @@ class AlbumSegmenter:
                 for cand in found:
                     snap_edges(image, cand.result)
             candidates += found
+            firsts.append((name, first, score, ref))
+        candidates, taken_by = _one_concept_per_object(candidates)
+        concept_findings: list[ConceptFinding] = []
+        for name, first, score, ref in firsts:
+            present = any(c.concept == name for c in candidates)  # found, on an object no concept claims better
             first.present = present
-            if not present:
+            if not any(c.result is first for c in candidates):
                 first.mask = np.zeros_like(first.mask)
-            concept_findings.append(ConceptFinding(name, first, score, present, ref))
+            concept_findings.append(ConceptFinding(name, first, score, present, ref, taken_by.get(id(first))))
         labels = self._labels(emb, candidates)
         instances = []
         for n, cand in enumerate(candidates, 1):  # numbered 1..N in order; one left with no pixels is gone

@@ -45,11 +45,15 @@ class ConceptFinding:
     score: float  # presence score of that decoding
     present: bool
     reference_score: float
+    # the concept that scored this decoding's object higher and took it (several concepts in one run)
+    taken_by: str | None = None
 
     def to_record(self) -> dict:
         record = self.result.to_record()
         record.pop("seconds", None)
         record["score"] = round(self.score, 4)
+        if self.taken_by is not None:
+            record["taken_by"] = self.taken_by
         return record
 
 
