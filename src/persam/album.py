@@ -127,15 +127,17 @@ def _one_concept_per_object(candidates: list[_Candidate]) -> tuple[list[_Candida
     presence score is highest, the others' candidates there are dropped. Two candidates are on one object
     when more than :data:`DUPLICATE_INSIDE` of the smaller mask lies inside the larger. Returns the kept
     candidates and, for each dropped one (by ``id`` of its result), the concept that took its object."""
+    if len({c.concept for c in candidates}) < 2:  # one concept (the usual album run): nothing to share
+        return candidates, {}
+    areas = [int(c.result.mask.sum()) for c in candidates]
     kept, taken_by = [], {}
-    for cand in candidates:
-        area = int(cand.result.mask.sum())
+    for i, cand in enumerate(candidates):
         winner = None
-        for other in candidates:
+        for j, other in enumerate(candidates):
             if other is cand or other.concept == cand.concept or other.score <= cand.score:
                 continue
             inter = int(np.logical_and(cand.result.mask, other.result.mask).sum())
-            on_one_object = inter > DUPLICATE_INSIDE * min(area, int(other.result.mask.sum()))
+            on_one_object = inter > DUPLICATE_INSIDE * min(areas[i], areas[j])
             if on_one_object and (winner is None or other.score > winner.score):
                 winner = other
         if winner is None:
