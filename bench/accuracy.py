@@ -1,6 +1,6 @@
 """Benchmark: where one-shot is hard -- PerSAM-F against the :mod:`persam.refine` variants, in one run.
 
-    python bench/accuracy.py [DIR ...] [--variants base candidates zoom parts refviews] [--every 10]
+    python bench/accuracy.py [DIR ...] [--variants paper edges search default zoom ...] [--every 10]
                              [--threads 1] [--cache /tmp/persam-enc] [--only SEQ ...] [--sheet DIR]
 
 The protocols of ``bench/perseg.py`` (whose task loaders this reuses): PerSeg, image ``00`` the reference and
@@ -9,13 +9,17 @@ Every image is encoded once (``--cache`` keeps the encodings on disk between run
 the same encodings. Printed per data set, as markdown: per object IoU / bIoU of every variant, their means,
 and seconds per target image (encoder + method; a variant's own extra encoder passes included).
 
-Variants: ``base`` PerSAM-F as ``PerSAM.segment_embedding`` (SAM's upsampled mask); ``edges`` the same mask
-snapped to the photo's edges (:mod:`persam.edges`, what ``PerSAM.segment`` does by default); ``candidates``
-several peaks of the confidence map decoded, the best score kept; ``zoom`` a second look on a crop around the
-mask, encoded at full resolution; ``parts`` missing reference parts added from where they match; ``refviews``
-the reference also cropped-and-enlarged and mirrored. ``--sheet DIR`` writes a PNG of the baseline's worst
-targets per data set: reference (mask in green), target, confidence map with the clicks, and each variant's
-mask against the ground truth (green: right, red: too much, blue: missed).
+Variants (PerSAM-F, one reference): ``paper`` the paper's one decoding from the global peak, SAM's upsampled
+mask (``PerSAM.segment_once``); ``edges`` that mask snapped to the photo's edges (:mod:`persam.edges`);
+``search`` persam's search (``PerSAM.segment_embedding`` with the pixels: other peaks when the presence
+score is unsure, missing parts), SAM's mask; ``default`` the search snapped to edges, what ``PerSAM.segment``
+gives; ``search-all`` the search decoding every peak, sure or not; ``candidates`` several peaks, the best
+``Result.score`` kept (the earlier switch); ``zoom`` a second look on a crop around the mask, encoded at full
+resolution; ``parts`` missing reference parts added from where they match; ``refviews`` the reference also
+cropped-and-enlarged and mirrored; ``NAME+edges`` any of them snapped to edges. ``--sheet DIR`` writes a
+PNG of the paper variant's worst targets per data set: reference (mask in green), target, confidence map
+with the clicks, and each variant's mask against the ground truth (green: right, red: too much, blue:
+missed).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perseg  # noqa: E402  (the bench folder is not a package)
 
-VARIANTS = ("base", "edges", "candidates", "zoom", "parts", "candidates+parts", "refviews")
+VARIANTS = ("paper", "edges", "search", "default", "search-all", "candidates", "zoom", "parts", "candidates+parts",
+            "refviews")
 
 
 def _encode(predictor, image_path: Path, rgb: np.ndarray, cache: Path | None, key: str):
@@ -115,7 +120,8 @@ def write_sheet(path: Path, rows: list[dict], height: int = 200) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="*", default=[str(d) for d in perseg.DEFAULT_DIRS], help="PerSeg or DAVIS folders")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                    choices=[*VARIANTS, *(f"{v}+edges" for v in VARIANTS if v not in ("paper", "edges", "default"))])
     ap.add_argument("--every", type=int, default=10, help="DAVIS: every K-th frame is a target (default: 10)")
     ap.add_argument("--only", nargs="+", help="only these objects / sequences")
     ap.add_argument("--candidates", type=int, default=3, help="peaks decoded by 'candidates' (default: 3)")
@@ -126,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", type=Path, metavar="DIR", help="write the worst targets' pictures here")
     ap.add_argument("--worst", type=int, default=8, help="targets per data set on the sheet (default: 8)")
     args = ap.parse_args(argv)
-    if "base" not in args.variants:
-        args.variants.insert(0, "base")
+    if "paper" not in args.variants:
+        args.variants.insert(0, "paper")
 
     import torch
 
-    from persam import PerSAM, SamPredictor, Settings, load_sam, refine
+    from persam import PerSAM, SamPredictor, Settings, load_sam, presence, refine
     from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.metrics import IoUAccumulator, iou
@@ -143,13 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache / args.model if args.cache is not None else None
 
     def run_variant(name: str, persam, views, emb, rgb):
+        if name.endswith("+edges"):
+            return snap_edges(rgb, run_variant(name.removesuffix("+edges"), persam, views, emb, rgb))
+        if name == "default":  # what PerSAM.segment gives
+            return snap_edges(rgb, persam.segment_embedding(emb, image=rgb))
+        if name == "search":  # persam's search, SAM's mask
+            return persam.segment_embedding(emb, image=rgb)
+        if name == "search-all":  # the search with every peak decoded, sure or not
+            return presence.find(persam, emb, rgb, gray_zone=None)[0]
         if name == "candidates":
             return refine.segment_candidates(views, emb, k=args.candidates)
         if name == "candidates+parts":
             return refine.complete_parts(persam, emb, refine.segment_candidates(persam, emb, k=args.candidates))
         if name == "refviews":
-            return views.segment_embedding(emb)
-        first = persam.segment_embedding(emb)
+            return views.segment_once(emb)
+        first = persam.segment_once(emb)  # the paper's PerSAM-F: one peak, SAM's mask
         if name == "edges":
             return snap_edges(rgb, first)
         if name == "zoom":
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_rgb = load_image(ref_path)
             ref_mask = load_mask(ref_mask_path, ref_rgb.shape[1::-1])
             ref_emb = _encode(predictor, ref_path, ref_rgb, cache, f"{root.name}__{task.name}__{ref_path.stem}")
-            persam = PerSAM.from_embeddings(predictor, [ref_emb], [ref_mask], settings)
+            persam = PerSAM.from_embeddings(predictor, [ref_emb], [ref_mask], settings, images=[ref_rgb])
             views: Callable | PerSAM = persam
             if "refviews" in args.variants:
                 embs, masks = refine.reference_views(predictor, ref_rgb, ref_mask)

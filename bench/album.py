@@ -8,17 +8,18 @@ of the album (all subjects, but not that ``00.jpg``) is a target, positives are 
 in one run on the same encodings and first masks:
 
 * ``landed``: ``Result.score`` (SAM's IoU x part similarity); decided at 0.6 x the concept's own reference score;
-* ``previous``: the first presence score (mutual part similarity x agreement of 64-bin RGB histograms);
 * ``lab``: :func:`persam.presence.presence_score` of PerSAM's own mask (mutual parts x Lab colour);
-* ``final``: :func:`persam.presence.find`: other peaks of the confidence map decoded too when the first score
-  is in the gray zone (``--all-candidates``: for every photo), the best presence score kept.
+* ``before``: the search of the previous release: other peaks of the confidence map decoded when the first
+  score is below the threshold (0.7 x the reference's), no parts;
+* ``final``: :func:`persam.presence.find` as albums run it (other peaks when the first score is below
+  ``SURE`` x the reference's, then missing parts; ``--all-candidates``: other peaks for every photo).
 
 Printed as markdown: average precision and AUROC per subject, their means, precision/recall of the present
-decision pooled over all concept x photo pairs at the default threshold, the same with the threshold chosen
-leave-one-subject-out (best pooled F1 on the other subjects, absolute or x the concept's reference score),
-and seconds per photo beyond the encoder. Encodings and each subject's scores are cached in ``--cache``
-(a subject's scores are reused when present: delete ``scores-*.json`` after changing the method; use one
-``--cache`` per runtime and precision).
+decision pooled over all concept x photo pairs at the default threshold (0.7 x the concept's reference score, as
+``persam segment`` decides), the same with the threshold chosen leave-one-subject-out (best pooled F1 on the
+other subjects, absolute or x the concept's reference score), and seconds per photo beyond the encoder.
+Encodings and each subject's scores are cached in ``--cache`` (a subject's scores are reused when present:
+delete ``scores-*.json`` after changing the method; use one ``--cache`` per runtime and precision).
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ import numpy as np
 import torch
 
 from persam import PerSAM
+from persam.album import DEFAULT_PRESENCE
 from persam.io import load_image, load_reference_mask
 from persam.loading import load_sam
 from persam.predictor import ImageEmbedding, SamPredictor
 from persam.presence import (
     CANDIDATE_RATIO,
     CANDIDATES,
-    DEFAULT_THRESHOLD,
+    GRAY_FLOOR,
+    SURE,
     find,
-    mutual_part_similarity,
     presence_score,
-    reference_histogram,
 )
 
 SHARED = next(
@@ -50,8 +51,7 @@ SHARED = next(
     Path("/work/shared/data"),
 )
 LANDED_RELATIVE = 0.6  # persam video's presence rule: score >= 0.6 x the reference's own score
-PREVIOUS_THRESHOLD = 0.7  # the previous presence score's default threshold
-KEYS = ("landed", "previous", "lab", "final")
+KEYS = ("landed", "lab", "before", "final")
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -88,20 +88,6 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return best
 
 
-def previous_presence(concept: PerSAM, emb: ImageEmbedding, rgb: np.ndarray, result, ref_hist: np.ndarray) -> float:
-    """The first presence score, kept here for comparison: mutual parts x Bhattacharyya of 4x4x4 RGB histograms."""
-    if result.logits is None or not result.mask.any():
-        return 0.0
-    parts = mutual_part_similarity(concept.part_features, emb.match_features, result.logits)
-    return parts * float(np.sqrt(rgb_histogram(rgb, result.mask) * ref_hist).sum())
-
-
-def rgb_histogram(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    px = rgb[mask].astype(np.int64) // 64
-    hist = np.bincount((px[:, 0] * 4 + px[:, 1]) * 4 + px[:, 2], minlength=64).astype(np.float64)
-    return hist / max(hist.sum(), 1.0)
-
-
 def encodings(root: Path, cache: Path, predictor: SamPredictor) -> dict[str, ImageEmbedding]:
     cache.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -124,27 +110,29 @@ def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict,
     """Every score of one concept on every photo, and the seconds each took beyond the encoder."""
     ref = f"{subject}_00"
     mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
-    concept = PerSAM.from_embeddings(predictor, [embs[ref]], [mask])
-    hist = reference_histogram([images[ref]], [mask])
-    old_hist = rgb_histogram(images[ref], mask)
+    concept = PerSAM.from_embeddings(predictor, [embs[ref]], [mask], images=[images[ref]])
+    hist = concept.presence_colour
+    own = concept.judged_against()
     scores: dict[str, dict[str, float]] = {k: {} for k in KEYS}
     secs: dict[str, list[float]] = {k: [] for k in KEYS}
     for n in sorted(embs):
         t0 = time.perf_counter()
-        first = concept.segment_embedding(embs[n])
+        first = concept.segment_once(embs[n])
         t1 = time.perf_counter()
-        scores["previous"][n] = previous_presence(concept, embs[n], images[n], first, old_hist)
-        t2 = time.perf_counter()
         scores["lab"][n] = presence_score(concept, embs[n], images[n], first, hist)
+        t2 = time.perf_counter()
+        scores["before"][n] = find(concept, embs[n], images[n], hist, k=candidates, min_ratio=min_ratio,
+                                   first=first, gray_zone=(GRAY_FLOOR, DEFAULT_PRESENCE * own),
+                                   complete_parts=False)[1]
         t3 = time.perf_counter()
-        zone = {"gray_zone": None} if all_candidates else {}
+        zone = None if all_candidates else (GRAY_FLOOR, max(SURE, DEFAULT_PRESENCE) * own)
         scores["final"][n] = find(concept, embs[n], images[n], hist, k=candidates, min_ratio=min_ratio, first=first,
-                                  **zone)[1]
+                                  gray_zone=zone)[1]
         t4 = time.perf_counter()
         scores["landed"][n] = first.score
-        for k, dt in zip(KEYS, (t1 - t0, t2 - t1 + t1 - t0, t3 - t2 + t1 - t0, t4 - t3 + t1 - t0), strict=True):
+        for k, dt in zip(KEYS, (t1 - t0, t2 - t0, t3 - t2 + t1 - t0, t4 - t3 + t1 - t0), strict=True):
             secs[k].append(dt)
-    return {"scores": scores, "seconds": secs}
+    return {"scores": scores, "seconds": secs, "reference": own}
 
 
 def main() -> None:
@@ -168,7 +156,7 @@ def main() -> None:
     names = sorted(embs)
     images = {n: load_image(root / "Images" / n.rsplit("_", 1)[0] / f"{n.rsplit('_', 1)[1]}.jpg") for n in names}
     subjects = args.subjects or sorted(p.stem for p in (root / "RefMasks").glob("*.png"))
-    tag = f"{'all' if args.all_candidates else 'gray'}-{args.candidates}-{args.min_ratio}"
+    tag = f"v2-{'all' if args.all_candidates else 'gray'}-{args.candidates}-{args.min_ratio}"
 
     per_subject = {}
     for s in subjects:
@@ -191,13 +179,10 @@ def main() -> None:
             sc = np.array([sc_all[n] for n in targets])
             lb = np.array([n.rsplit("_", 1)[0] == s for n in targets])
             per[s] = (average_precision(sc, lb), auroc(sc, lb))
-            pooled.append((sc, lb, max(sc_all[f"{s}_00"], 1e-6)))
+            pooled.append((sc, lb, max(per_subject[s]["reference"], 1e-6)))
         labels = np.concatenate([lb for _, lb, _ in pooled])
-        if key == "landed":
-            default = np.concatenate([sc >= LANDED_RELATIVE * r for sc, _, r in pooled])
-        else:
-            t = PREVIOUS_THRESHOLD if key == "previous" else DEFAULT_THRESHOLD
-            default = np.concatenate([sc >= t for sc, _, _ in pooled])
+        relative = LANDED_RELATIVE if key == "landed" else DEFAULT_PRESENCE
+        default = np.concatenate([sc >= relative * r for sc, _, r in pooled])
         loso = {"absolute": (float("nan"),) * 2, "relative": (float("nan"),) * 2}
         for mode in ("absolute", "relative") if len(pooled) > 1 else ():
             decided = []

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from persam import album
+from persam import album, presence
 from persam.album import AlbumSegmenter, ConceptSet, Findings
 from persam.concept import read_concept, write_concept
 from persam.edges import snap_mask
@@ -57,7 +57,7 @@ def scripted_presence(monkeypatch):
             return 1.0
         return 0.9 if image.shape[0] == 100 else 0.1
 
-    monkeypatch.setattr(album, "presence_score", score)
+    monkeypatch.setattr(presence, "score_result", score)
 
 
 def _records(out):
@@ -66,7 +66,7 @@ def _records(out):
 
 # ------------------------------------------------------------------------------------------ presence
 def test_reference_score_is_computed_at_fit_time_saved_and_old_concepts_fall_back(sam, ref, tmp_path, monkeypatch):
-    monkeypatch.setattr(album, "presence_score", lambda persam, emb, result, image: 0.8)
+    monkeypatch.setattr(presence, "score_result", lambda persam, emb, result, image: 0.8)
     p = _persam(sam, ref)
     assert p.reference_score == pytest.approx(0.8)
     p.save(tmp_path / "c.persam")
@@ -126,7 +126,7 @@ def _scripted(p: PerSAM, peaks: list[tuple[int, int]], boxes: dict[tuple[int, in
         sim[y, x] = 1.0 - 0.01 * rank
     calls = []
 
-    def segment_embedding(emb, hint=None):
+    def segment_once(emb, hint=None):
         x, y = (hint.region[0], hint.region[1]) if hint is not None else peaks[0]
         calls.append((x, y))
         mask = np.zeros(shape, bool)
@@ -135,8 +135,8 @@ def _scripted(p: PerSAM, peaks: list[tuple[int, int]], boxes: dict[tuple[int, in
         return Result(mask, 0.9 if mask.any() else 0.0, 0.9, 0.9, [(x, y, 1)], None, {}, None)
 
     monkeypatch.setattr(p, "location_map", lambda emb: sim.clone())
-    monkeypatch.setattr(p, "segment_embedding", segment_embedding)
-    monkeypatch.setattr(album, "presence_score", lambda persam, emb, result, image: result.score)
+    monkeypatch.setattr(p, "segment_once", segment_once)
+    monkeypatch.setattr(presence, "score_result", lambda persam, emb, result, image: result.score)
     p.reference_score = 1.0
     return calls
 
@@ -188,7 +188,7 @@ def test_extra_instances_must_be_present_on_their_own(sam, ref, monkeypatch):
     img = _image(120, 160, 3)
     boxes = {(20, 20): (10, 10, 40, 40), (120, 80): (100, 60, 140, 100)}
     _scripted(p, [(20, 20), (120, 80)], boxes, img.shape[:2], monkeypatch)
-    monkeypatch.setattr(album, "presence_score",
+    monkeypatch.setattr(presence, "score_result",
                         lambda persam, emb, result, image: 0.9 if result.mask[20, 20] else 0.2)
     found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
     assert len(found.instances) == 1 and found.instances[0].box == (10, 10, 40, 40)
@@ -258,8 +258,8 @@ def test_overlapping_concepts_pixels_go_to_the_higher_logit(sam, ref):
         mask = a.predictor.upscale(emb, logits[None])[0].numpy() > 0
         return lambda emb, hint=None: Result(mask, 0.9, 0.9, 0.9, [], None, {}, logits)
 
-    a.segment_embedding = fixed(2.0, slice(0, grid // 2))  # left half, weaker
-    b.segment_embedding = fixed(8.0, slice(grid // 4, 3 * grid // 4))  # middle, stronger
+    a.segment_once = fixed(2.0, slice(0, grid // 2))  # left half, weaker
+    b.segment_once = fixed(8.0, slice(grid // 4, 3 * grid // 4))  # middle, stronger
     found = seg.segment_embedding(emb, img)
     mask_a, mask_b = (c.result.mask for c in found.concepts)
     labels = found.labels
@@ -282,11 +282,11 @@ def test_an_object_found_by_two_concepts_goes_to_the_higher_score(sam, ref, monk
         return lambda emb, hint=None: Result(mask.copy(), 0.9, 0.9, 0.9, [], None, {}, logits)
 
     one_dog = (slice(0, grid // 2), slice(0, grid // 2))
-    dog.segment_embedding = fixed(*one_dog)
-    dog2.segment_embedding = fixed(*one_dog)  # the same animal: dog2 scores it higher
-    cat.segment_embedding = fixed(slice(grid // 2, grid), slice(grid // 2, grid))  # elsewhere
+    dog.segment_once = fixed(*one_dog)
+    dog2.segment_once = fixed(*one_dog)  # the same animal: dog2 scores it higher
+    cat.segment_once = fixed(slice(grid // 2, grid), slice(grid // 2, grid))  # elsewhere
     scores = {id(dog): 0.80, id(dog2): 0.90, id(cat): 0.75}
-    monkeypatch.setattr(album, "presence_score", lambda persam, emb, result, image: scores[id(persam)])
+    monkeypatch.setattr(presence, "score_result", lambda persam, emb, result, image: scores[id(persam)])
     for p in (dog, dog2, cat):
         p.reference_score = 1.0
     found = seg.segment_embedding(emb, img)

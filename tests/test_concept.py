@@ -183,3 +183,17 @@ def test_random_bytes_are_not_a_concept_in_one_clear_line(tmp_path):
     with pytest.raises(InputError) as exc:
         read_concept(path)
     assert str(exc.value) == f"{path}: not a persam concept file (not a readable .persam archive)"
+
+
+def test_concepts_of_older_persam_get_the_search_unless_they_chose_otherwise(concept, tmp_path):
+    path = tmp_path / "old.persam"
+    old = {**concept.settings.to_dict(), "candidates": 1, "complete_parts": False}
+    concept.save(path)
+    _rewrite_meta(path, persam_version="0.1.0", settings=old)
+    upgraded = PerSAM.load(path, sam=concept.predictor.model).settings
+    assert upgraded.candidates > 1 and upgraded.complete_parts  # the old opt-ins' off-values: today's defaults
+    _rewrite_meta(path, persam_version="0.1.0", settings={**old, "candidates": 3})
+    assert PerSAM.load(path, sam=concept.predictor.model).settings.candidates == 3  # a choice is kept
+    _rewrite_meta(path, persam_version="0.2.0", settings=old)  # made by this persam: exactly as recorded
+    kept = PerSAM.load(path, sam=concept.predictor.model).settings
+    assert (kept.candidates, kept.complete_parts) == (1, False)

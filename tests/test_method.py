@@ -26,8 +26,11 @@ def test_segment_returns_a_mask_at_the_target_size(tiny_any, size, method):
     result = p.segment(_image(*size, seed=1))
     assert result.mask.shape == size and result.mask.dtype == bool
     assert 0.0 <= result.score <= 1.0
-    # PerSAM clicks the most and least similar points; the paper's PerSAM-F only the most similar one.
-    assert [lbl for *_, lbl in result.points] == ([1, 0] if method == "persam" else [1])
+    # PerSAM clicks the most and least similar points; the paper's PerSAM-F only the most similar one (persam's
+    # search may add a click where a missing part matches)
+    labels = [lbl for *_, lbl in result.points]
+    assert labels[:2 if method == "persam" else 1] == ([1, 0] if method == "persam" else [1])
+    assert all(lbl == 1 for lbl in labels[2 if method == "persam" else 1:])
     for x, y, _ in result.points:
         assert 0 <= x < size[1] and 0 <= y < size[0]
     assert set(result.timings) >= {"encoder", "decoder", "total"}
@@ -241,27 +244,38 @@ def test_the_prior_can_have_its_own_feature_source(tiny_t, tmp_path):
         PerSAM.load(tmp_path / "n.persam", sam=tiny_t)
 
 
-@pytest.mark.parametrize("switch", [{"candidates": 3}, {"complete_parts": True}, {"zoom": True},
-                                    {"candidates": 2, "complete_parts": True}])
-def test_hard_case_switches_run_through_segment_and_survive_a_concept(tiny_t, tmp_path, switch, monkeypatch):
+@pytest.mark.parametrize("switch", [{"candidates": 1, "complete_parts": False}, {"candidates": 3},
+                                    {"complete_parts": True}, {"zoom": True}])
+def test_search_switches_run_through_segment_and_survive_a_concept(tiny_t, tmp_path, switch, monkeypatch):
+    import persam.presence as presence
     import persam.refine as refine
 
     called = []
-    for name in ("segment_candidates", "complete_parts", "zoom_refine"):
+    for name in ("best_candidate", "missing_part", "zoom_refine"):
         real = getattr(refine, name)
         spy = lambda *a, _real=real, _name=name, **k: called.append(_name) or _real(*a, **k)  # noqa: E731
         monkeypatch.setattr(refine, name, spy)
+    monkeypatch.setattr(presence, "score_result", lambda *a: 0.5)  # always unsure: every step runs
     image, mask = _scene()
     persam = PerSAM.from_reference(image, mask, sam=tiny_t, settings=Settings.for_method("persam-f", **switch))
+    persam.reference_score = 1.0
     called.clear()
     result = persam.segment(_image(50, 70, 3))
     assert result.mask.shape == (50, 70) and 0 <= result.score <= 1
-    expected = {"candidates": "segment_candidates", "complete_parts": "complete_parts", "zoom": "zoom_refine"}
-    assert set(called) == {expected[k] for k in switch}
+    s = persam.settings
+    expected = ({"best_candidate"} if s.candidates > 1 else set()) | ({"missing_part"} if s.complete_parts else set())
+    assert set(called) == expected | ({"zoom_refine"} if s.zoom else set())
     persam.save(tmp_path / "c.persam")
     assert PerSAM.load(tmp_path / "c.persam", sam=tiny_t).settings == persam.settings
     with pytest.raises(ValueError, match="candidates must be at least 1"):
         Settings.for_method("persam-f", candidates=0)
+
+
+def test_the_search_is_on_by_default_and_off_in_the_papers_settings():
+    assert Settings().candidates > 1 and Settings().complete_parts and Settings().edges
+    paper = Settings.paper("persam-f")
+    assert (paper.candidates, paper.complete_parts, paper.edges) == (1, False, False)
+    assert paper.target == "mean-max" and Settings.paper("persam-f", edges=True).edges
 
 
 def test_segment_snaps_the_mask_to_the_photo_edges_unless_switched_off(tiny_t):

@@ -178,3 +178,27 @@ def test_other_candidates_find_the_whole_candle(mobilesam):
     result, score = find(concept, emb, img, hist, first=first)
     assert not is_present(first_score) and score > first_score + 0.1, (first_score, score)
     assert result.mask.sum() > first.mask.sum()
+
+
+@pytest.mark.parametrize(("part", "joined", "expected"), [
+    (0.5, 0.9, "joined"),  # the rest of the object, beside the mask: one mask of both
+    (0.9, None, "part"),  # the object itself elsewhere (the mask was something else): the part alone
+    (0.9, 0.7, "part"),  # touching, but the union is worse than the part alone: not a part of the mask's object
+    (0.3, 0.5, "first"),  # neither scores higher: the first mask stays
+])
+def test_find_joins_a_missing_part_or_takes_it_alone_by_score(tiny_concept, monkeypatch, part, joined, expected):
+    import persam.refine as refine
+
+    p, _, _ = tiny_concept
+    target = _image(100, 90, seed=5)
+    emb = p.predictor.encode(target)
+    first = p.segment_once(emb)
+    results = {"first": first, "part": dataclasses.replace(first), "joined": dataclasses.replace(first)}
+    scores = {id(results["first"]): 0.6, id(results["part"]): part, id(results["joined"]): joined}
+    monkeypatch.setattr(refine, "missing_part", lambda persam, emb, result: results["part"])
+    monkeypatch.setattr(refine, "join_parts",
+                        lambda persam, emb, a, b: results["joined"] if joined is not None else None)
+    result, score = find(p, emb, target, first=first, k=1, complete_parts=True, score=lambda r: scores[id(r)])
+    assert result is results[expected] and score == scores[id(results[expected])]
+    same, _ = find(p, emb, target, first=first, k=1, complete_parts=False, score=lambda r: scores[id(r)])
+    assert same is first

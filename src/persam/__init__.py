@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_exports
 from .errors import CheckpointError, InputError, PersamError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "DEFAULT_MODEL": ".loading",

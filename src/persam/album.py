@@ -4,8 +4,8 @@ In an album most photos do not show the object, some show it twice, and people k
 dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class:`~persam.findings.Findings`:
 
 * **present or absent** -- one rule, in one place: a concept is present when its presence score
-  (:func:`presence_score`, the one hook) is at least :data:`DEFAULT_PRESENCE` x the score the concept gives
-  its own reference (:attr:`PerSAM.reference_score`, computed at fit time and kept in concept files).
+  (:func:`persam.presence.score_result`, the one hook) is at least :data:`DEFAULT_PRESENCE` x the score the
+  concept gives its own reference (:attr:`PerSAM.reference_score`, computed at fit time and kept in concept files).
   Concepts saved before that was recorded use :data:`FALLBACK_REFERENCE_SCORE`. An absent concept gets an
   empty mask; its score is kept, so photos can still be ranked.
 * **every instance** (``instances="all"``) -- after the first mask, further peaks of the location confidence
@@ -15,9 +15,9 @@ dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class
   :class:`~persam.embedding_cache.EmbeddingCache`) and every concept decoded; a pixel claimed by two
   instances goes to the one with the higher mask logit there, as for objects in video.
 
-With one concept and ``instances="one"`` the mask of a photo is :meth:`PerSAM.segment`'s, unless its first
-score is unsure (between :data:`persam.presence.GRAY_FLOOR` and the threshold): then the best-scoring of the
-location map's peaks is kept (:func:`persam.presence.find`).
+With one concept and ``instances="one"`` the mask of a photo is :meth:`PerSAM.segment`'s: persam's search
+(:func:`persam.presence.find`), whose second look at other peaks also covers every score below the album's
+threshold.
 """
 
 from __future__ import annotations
@@ -47,8 +47,7 @@ from .results import Result
 
 #: present when the presence score >= this x the concept's reference score (``--presence`` overrides it).
 DEFAULT_PRESENCE = settings.DEFAULT_PRESENCE
-#: the reference score assumed for concepts saved before theirs was recorded (a typical same-object score).
-FALLBACK_REFERENCE_SCORE = 0.85
+FALLBACK_REFERENCE_SCORE = settings.FALLBACK_REFERENCE_SCORE
 INSTANCE_MODES = ("one", "all")
 DEFAULT_MAX_INSTANCES = 5
 #: a new instance is a duplicate of a kept one when their masks' IoU is above this ...
@@ -63,25 +62,9 @@ ATTEMPTS_PER_INSTANCE = 2
 BLOCK_CELLS = 1.5
 
 
-def presence_score(persam: PerSAM, emb: ImageEmbedding, result: Result, image: np.ndarray | None) -> float:
-    """How sure we are that ``result`` (from ``persam.segment_embedding(emb)``) is the concept's object, in [0, 1].
-
-    The one hook for presence: every decision (photos, extra instances, the concept's own reference score at
-    fit time) goes through it. :func:`persam.presence.presence_score`: the reference's parts found in the mask
-    and the mask's parts found in the reference, times the agreement of their colours; without the pixels or
-    the concept's colours (concepts saved before they were recorded), the parts alone.
-    """
-    if image is not None and persam.presence_colour is not None:
-        return presence.presence_score(persam, emb, image, result, persam.presence_colour)
-    if result.logits is None or not result.found:
-        return 0.0
-    return presence.mutual_part_similarity(persam.part_features, emb.match_features, result.logits)
-
-
 def reference_score(persam: PerSAM) -> float:
     """The concept's own reference score, or :data:`FALLBACK_REFERENCE_SCORE` for concepts without one."""
-    ref = getattr(persam, "reference_score", None)
-    return float(ref) if ref else FALLBACK_REFERENCE_SCORE
+    return persam.judged_against()
 
 
 def is_present(result: Result, score: float, reference: float, threshold: float = DEFAULT_PRESENCE) -> bool:
@@ -203,11 +186,11 @@ class AlbumSegmenter:
         candidates: list[_Candidate] = []
         for name, persam in zip(self.concepts.names, self.concepts.persams, strict=True):
             ref = reference_score(persam)
-            # unsure (a score between GRAY_FLOOR and the threshold): the map's other peaks are decoded too and
-            # the best-scoring one kept (the whole object, or the real one among look-alikes)
-            first, score = presence.find(
-                persam, emb, image, persam.presence_colour, gray_zone=(presence.GRAY_FLOOR, self.presence * ref),
-                score=lambda r, persam=persam: presence_score(persam, emb, r, image))
+            # persam's search: unsure (a score between GRAY_FLOOR and SURE), the map's other peaks are
+            # decoded too and the best-scoring one kept (the whole object, or the real one among look-alikes);
+            # missing parts added where that scores higher
+            sure = max(presence.SURE, self.presence) * ref
+            first, score = presence.find(persam, emb, image, gray_zone=(presence.GRAY_FLOOR, sure))
             present = is_present(first, score, ref, self.presence)
             found = [_Candidate(name, score, first)] if present else []
             if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
@@ -258,7 +241,7 @@ class AlbumSegmenter:
             index = int(torch.argmax(search))
             y, x = divmod(index, w)
             result = decode_at(persam, emb, x, y)
-            score = presence_score(persam, emb, result, image)
+            score = presence.score_result(persam, emb, result, image)
             spot = np.zeros((h, w), dtype=bool)
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
             duplicate = result.found and _is_duplicate(result.mask, kept_masks)

@@ -155,13 +155,36 @@ class ConceptState:
     presence_colour: np.ndarray | None
 
 
+#: persam versions before this one knew the search switches (candidates, complete_parts) only as opt-ins
+SEARCH_BY_DEFAULT_SINCE = (0, 2, 0)
+
+
+def _version(text: object) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split(".")[:3])
+    except ValueError:
+        return (0,)
+
+
+def _upgraded_settings(meta: dict[str, Any]) -> dict:
+    """The concept's settings, with the search switched on where an older persam recorded its then-defaults
+    (one candidate, no parts): those concepts were searched in albums anyway, and the switches were opt-ins;
+    a concept that chose other values keeps them."""
+    settings = dict(meta["settings"])
+    old = _version(meta.get("persam_version")) < SEARCH_BY_DEFAULT_SINCE
+    if old and settings.get("candidates", 1) == 1 and not settings.get("complete_parts", False):
+        defaults = Settings()
+        settings.update(candidates=defaults.candidates, complete_parts=defaults.complete_parts)
+    return settings
+
+
 def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray],
                   device: torch.device | str) -> ConceptState:
     """The contents of a concept read by :func:`read_concept`, checked; a damaged value raises
     :class:`InputError` naming ``path``. Values recorded only by later versions (``reference_score``,
     ``presence_colour``) are None when absent."""
     try:
-        settings = Settings.from_dict(meta["settings"])
+        settings = Settings.from_dict(_upgraded_settings(meta))
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: not a usable persam concept (settings: {exc})") from exc
     fusion = arrays.get("fusion_weights")

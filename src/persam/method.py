@@ -39,7 +39,7 @@ from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
 from .prompts import check_prompt, point_arrays, prompt_mask
 from .results import Result
-from .settings import DEFAULT_METHOD, Settings
+from .settings import DEFAULT_METHOD, FALLBACK_REFERENCE_SCORE, Settings
 from .transforms import grid_to_image
 
 
@@ -231,13 +231,13 @@ class PerSAM:
     def _reference_score(self, embs: list[ImageEmbedding], images: list[np.ndarray] | None) -> float | None:
         """The presence score this concept gives its own references (mean), the scale presence is judged on.
 
-        Uses the one presence hook (:func:`persam.album.presence_score`). None when the concept does not even
-        find itself (presence then falls back to an absolute rule).
+        Uses the one presence hook (:func:`persam.presence.score_result`). None when the concept does not even
+        find itself (presence then falls back to :data:`FALLBACK_REFERENCE_SCORE`).
         """
-        from .album import presence_score  # the album module builds on this one
+        from .presence import score_result
 
         pixels = images if images is not None else [None] * len(embs)
-        scores = [presence_score(self, emb, self.segment_embedding(emb), rgb) for emb, rgb in zip(
+        scores = [score_result(self, emb, self.segment_embedding(emb, image=rgb), rgb) for emb, rgb in zip(
             embs, pixels, strict=True)]
         mean = float(np.mean(scores)) if scores else 0.0
         return mean if mean > 0 else None
@@ -306,7 +306,7 @@ class PerSAM:
         start = time.perf_counter()
         rgb = load_image(image)
         emb = self.predictor.encode(rgb)
-        result = self.segment_embedding(emb)
+        result = self.segment_embedding(emb, image=rgb)
         if self.settings.zoom:
             from .refine import zoom_refine
 
@@ -365,21 +365,31 @@ class PerSAM:
         return FirstDecode(points, out.logits, out.iou)
 
     @torch.inference_mode()
-    def segment_embedding(self, emb: ImageEmbedding, hint: Hint | None = None) -> Result:
-        """:meth:`segment` on an already encoded image; ``hint`` steers the first decoding (video).
+    def segment_embedding(self, emb: ImageEmbedding, hint: Hint | None = None,
+                          image: np.ndarray | None = None) -> Result:
+        """:meth:`segment` on an already encoded image (SAM's mask, not snapped to edges).
 
-        Without a hint, the settings' ``candidates`` and ``complete_parts`` (:mod:`persam.refine`) apply.
+        With a ``hint`` (video): one decoding steered by it (:meth:`segment_once`). Without: persam's search
+        (:func:`persam.presence.find`): when the first mask's presence score is unsure, the confidence map's
+        other peaks (``settings.candidates``) are decoded too and the best kept, and missing parts are added
+        (``settings.complete_parts``). ``image`` (the pixels ``emb`` was encoded from) lets that score use
+        the object's colours; without it, the parts alone.
         """
         s = self.settings
-        if hint is None and (s.candidates > 1 or s.complete_parts):
-            from . import refine
+        if hint is not None or (s.candidates <= 1 and not s.complete_parts):
+            return self.segment_once(emb, hint)
+        from .presence import find
 
-            result = (refine.segment_candidates(self, emb, k=s.candidates) if s.candidates > 1
-                      else self._segment_once(emb, None))
-            return refine.complete_parts(self, emb, result) if s.complete_parts else result
-        return self._segment_once(emb, hint)
+        return find(self, emb, image)[0]
 
-    def _segment_once(self, emb: ImageEmbedding, hint: Hint | None) -> Result:
+    def judged_against(self) -> float:
+        """The concept's own presence score on its reference(s), the scale its photos are judged on; a typical
+        same-object score (:data:`FALLBACK_REFERENCE_SCORE`) for concepts saved before it was recorded, or
+        while the concept is being made."""
+        return float(self.reference_score) if self.reference_score else FALLBACK_REFERENCE_SCORE
+
+    @torch.inference_mode()
+    def segment_once(self, emb: ImageEmbedding, hint: Hint | None = None) -> Result:
         """One PerSAM decoding: location prior (or hint) -> first masks -> fusion -> cascaded refinement."""
         start = time.perf_counter()
         p = self.predictor

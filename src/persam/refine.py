@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "best_candidate",
+    "complete_parts",
     "crop_box",
+    "decode_at",
+    "join_parts",
+    "missing_part",
     "peak_points",
     "reference_views",
     "segment_candidates",
@@ -88,14 +93,14 @@ def _rank_value(result: Result, rank: str) -> float:
 def decode_at(persam: PerSAM, emb: ImageEmbedding, x: float, y: float) -> Result:
     """PerSAM's whole decoding with its positive click forced to (x, y) (a one-pixel search region)."""
     xi, yi = int(x), int(y)
-    return persam.segment_embedding(emb, Hint(region=(xi, yi, xi, yi)))
+    return persam.segment_once(emb, Hint(region=(xi, yi, xi, yi)))
 
 
 def best_candidate(persam: PerSAM, emb: ImageEmbedding, value: Callable[[Result], float], k: int = 3,
                    min_ratio: float = 0.8, first: tuple[Result, float] | None = None) -> tuple[Result, float]:
     """The decoding from up to ``k`` peaks of the confidence map (:func:`peak_points`) whose ``value`` is
     highest, with that value (the earliest peak wins a tie). ``first``: the first peak's result and value,
-    already computed (``persam.segment_embedding(emb)``); they are not computed again."""
+    already computed (``persam.segment_once(emb)``); they are not computed again."""
     peaks = peak_points(persam, emb, k, min_ratio=min_ratio)
     if first is not None:
         best, best_value = first
@@ -229,22 +234,18 @@ def reference_views(predictor: SamPredictor, image: np.ndarray, mask: np.ndarray
 
 
 @torch.inference_mode()
-def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: float = 0.1,
-                   min_parts: float = 0.1, near: float = 0.5) -> Result:
-    """Add the object's missing parts: when many reference parts match far better outside the mask than
-    inside it, decode from where they match and keep the union if it lies next to the mask.
+def missing_part(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: float = 0.1,
+                 min_parts: float = 0.1) -> Result | None:
+    """PerSAM's decoding from where the reference's missing parts match, or None when few are missing.
 
     A reference cell is *missing* when its best cosine match anywhere in the target beats its best match
-    under the mask by more than ``gain``; with at least ``min_parts`` of the cells missing, the location
-    matched by most of them becomes a second positive click (PerSAM's decoding from there, as in
-    :func:`segment_candidates`). Its mask joins the first one when its box lies within ``near`` box sizes
-    of the first mask's box (an object's parts touch; a look-alike elsewhere is left out). Cf. the
-    part-level prompts of P2SAM (Zhao et al., 2024) and Matcher's bidirectional part matching (Liu et al.,
-    ICLR 2024), here without new weights or clustering.
+    under ``result``'s mask by more than ``gain``; with at least ``min_parts`` of the cells missing, the
+    location matched by most of them is clicked (as in :func:`segment_candidates`). What it finds is the
+    rest of the object (a part of it, to join) or the object itself (when ``result`` was something else):
+    the caller decides which, see :func:`persam.presence.find`.
     """
-    start = time.perf_counter()
     if result.logits is None or not result.mask.any():
-        return result
+        return None
     feats = F.normalize(emb.match_features[0], dim=0)  # (C, h, w)
     c, gh, gw = feats.shape
     inside = F.interpolate(result.logits[None, None], (gh, gw), mode="bilinear", align_corners=False)[0, 0] > 0
@@ -254,37 +255,51 @@ def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: fl
     vw = max(1, int(np.ceil(emb.input_size[1] / cell)))
     valid = torch.zeros(gh, gw, dtype=torch.bool)
     valid[:vh, :vw] = True
-    if not inside.any():
-        return result
-    parts = persam.part_features.to(feats)
-    sims = parts @ feats.reshape(c, -1)  # (N, h*w)
-    best_in = sims[:, inside.flatten()].amax(1)
     outside = (valid & ~inside).flatten()
-    if not outside.any():
-        return result
-    out_sims = sims[:, outside]
-    best_out, where = out_sims.max(1)
+    if not inside.any() or not outside.any():
+        return None
+    sims = persam.part_features.to(feats) @ feats.reshape(c, -1)  # (N, h*w)
+    best_in = sims[:, inside.flatten()].amax(1)
+    best_out, where = sims[:, outside].max(1)
     missing = best_out - best_in > gain
     if float(missing.float().mean()) < min_parts:
-        return result
-    cells = torch.nonzero(outside).flatten()[where[missing]]
-    target_cell = int(torch.mode(cells).values)
-    gy, gx = divmod(target_cell, gw)
+        return None
+    gy, gx = divmod(int(torch.mode(torch.nonzero(outside).flatten()[where[missing]]).values), gw)
     h, w = result.mask.shape
     x = int(min((gx + 0.5) * cell * w / emb.input_size[1], w - 1))
     y = int(min((gy + 0.5) * cell * h / emb.input_size[0], h - 1))
     other = decode_at(persam, emb, x, y)
-    a, b = mask_box(result.mask), mask_box(other.mask)
-    if a is None or b is None or other.logits is None:
-        return result
+    return other if other.logits is not None and other.mask.any() else None
+
+
+def join_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, part: Result,
+               near: float = 0.02) -> Result | None:
+    """``result`` and ``part`` as one mask when they touch (boxes within ``near`` box sizes: an object's parts
+    touch, a look-alike elsewhere does not) and ``part`` adds something; else None."""
+    start = time.perf_counter()
+    a, b = mask_box(result.mask), mask_box(part.mask)
+    if a is None or b is None or result.logits is None or part.logits is None:
+        return None
     size = max(a[2] - a[0] + 1, a[3] - a[1] + 1)
     gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3], 0)
-    if gap > near * size or (other.mask & ~result.mask).sum() < 0.05 * other.mask.sum():
-        return result
-    logits = torch.maximum(result.logits, other.logits)
-    iou = torch.tensor(min(result.iou_prediction, other.iou_prediction))
-    merged = persam.make_result(emb, logits, iou, result.points + [(float(x), float(y), 1)],
+    if gap > near * size or (part.mask & ~result.mask).sum() < 0.05 * part.mask.sum():
+        return None
+    logits = torch.maximum(result.logits, part.logits)
+    iou = torch.tensor(min(result.iou_prediction, part.iou_prediction))
+    merged = persam.make_result(emb, logits, iou, result.points + [p for p in part.points if p[2] == 1],
                                 result.box, start)
-    merged.mask = result.mask | other.mask
-    merged.timings["decoder"] = result.timings.get("decoder", 0.0) + merged.timings["decoder"]
+    merged.mask = result.mask | part.mask
+    merged.timings["decoder"] = (result.timings.get("decoder", 0.0) + part.timings.get("decoder", 0.0)
+                                 + merged.timings["decoder"])
     return merged
+
+
+def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: float = 0.1,
+                   min_parts: float = 0.1, near: float = 0.02) -> Result:
+    """Add the object's missing parts (:func:`missing_part`) when they touch the mask (:func:`join_parts`),
+    unconditionally; :func:`persam.presence.find` instead keeps the union only when it scores higher. Cf. the
+    part-level prompts of P2SAM (Zhao et al., 2024) and Matcher's bidirectional part matching (Liu et al.,
+    ICLR 2024), here without new weights or clustering."""
+    part = missing_part(persam, emb, result, gain, min_parts)
+    merged = join_parts(persam, emb, result, part, near) if part is not None else None
+    return merged if merged is not None else result

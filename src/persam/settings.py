@@ -12,7 +12,9 @@ TARGET_POOLING = ("mean", "mean-max")
 
 @dataclass(frozen=True)
 class Settings:
-    """Method switches. ``Settings()`` is the paper's training-free PerSAM; see :meth:`for_method`."""
+    """Method switches. ``Settings()`` is the training-free PerSAM with persam's additions (the search over
+    candidates and parts, edges); :meth:`for_method` the default per method, :meth:`paper` the paper's as
+    published."""
 
     method: str = "persam"  # "persam" (training-free) or "persam-f" (fitted fusion of SAM's 3 masks)
     target: str = "mean"  # pooling of the reference features: "mean", or "mean-max" (mean/2 + max/2, PerSAM-F)
@@ -24,9 +26,12 @@ class Settings:
     feature_mask_threshold: float = 0.5
     fit_steps: int = 1000  # PerSAM-F: AdamW steps fitting the fusion weights
     fit_lr: float = 1e-3  # PerSAM-F: initial learning rate (cosine-annealed)
-    # Where one-shot is hard (persam.refine; measured in the README, off by default):
-    candidates: int = 1  # decode from up to this many peaks of the confidence map, keep the best score
-    complete_parts: bool = False  # add the object's missing parts from where they match (a second click)
+    # Where one-shot is hard, persam's search (persam.presence.find; measured in the README). Without a hint,
+    # when the first mask's presence score is unsure, decode from up to this many peaks of the confidence map
+    # and keep the best presence score (1: PerSAM's one peak) ...
+    candidates: int = 4
+    # ... then add the object's missing parts from where they match, when that raises the presence score
+    complete_parts: bool = True
     zoom: bool = False  # decode again on a crop around the mask encoded at full resolution (+1 encoder pass)
     # persam's addition, on where the photo's pixels are at hand (PerSAM.segment, albums): the mask's outline
     # moved onto the photo's edges by a guided filter (persam.edges). False: SAM's upsampled mask as it is.
@@ -59,6 +64,12 @@ class Settings:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def paper(cls, method: str = DEFAULT_METHOD, **overrides) -> Settings:
+        """The paper's method as published: :meth:`for_method` without persam's additions
+        (:data:`PERSAM_ADDITIONS_OFF`), for reproducing its figures."""
+        return cls.for_method(method, **{**PERSAM_ADDITIONS_OFF, **overrides})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -76,9 +87,15 @@ PERSAM_F_DEFAULTS: dict = {"target": "mean-max", "guided_attention": False, "sem
                            "negative_point": False}
 
 
+#: persam's additions to the paper's method, switched off (Settings.paper): one peak, no parts, SAM's mask.
+PERSAM_ADDITIONS_OFF: dict = {"candidates": 1, "complete_parts": False, "edges": False}
+
+
 #: Albums: a concept is present in a photo when its presence score is at least this x the score it gives its
 #: own reference (persam.album; chosen on the album benchmark, see the README).
 DEFAULT_PRESENCE = 0.7
+#: the reference score assumed for concepts saved before theirs was recorded (a typical same-object score).
+FALLBACK_REFERENCE_SCORE = 0.85
 
 VIDEO_SCHEMES = ("persam", "paper", "per-frame")
 DEFAULT_SCHEME = "persam"

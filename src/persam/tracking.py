@@ -100,7 +100,7 @@ class ObjectTrack:
         """The reference frame: the object is where its mask is; its own score calibrates presence."""
         self.box = mask_box(mask)
         if self.settings.scheme == "persam":
-            own = self.persam.segment_embedding(emb, self._hint(emb))
+            own = self.persam.segment_once(emb, self._hint(emb))
             self.reference_score = own.score if own.score > 0 else 1.0
 
     def restore(self, box: tuple[int, int, int, int] | None) -> None:
@@ -119,7 +119,7 @@ class ObjectTrack:
         """Segment this object in one frame and remember where it was."""
         scheme = self.settings.scheme
         if scheme == "per-frame":
-            result = self.persam.segment_embedding(emb)
+            result = self.persam.segment_once(emb)
             return ObjectFrame(self.object_id, result.found, result)
         if scheme == "paper":
             result = paper_video_step(self.persam, emb, self.box)
@@ -128,10 +128,10 @@ class ObjectTrack:
             return ObjectFrame(self.object_id, result.found, result)
 
         hint = self._hint(emb)
-        result = self.persam.segment_embedding(emb, hint)
+        result = self.persam.segment_once(emb, hint)
         if hint is not None and result.score < self.settings.recheck * self.reference_score:
             # unsure where the previous box led: search the whole frame too, keep the better of the two
-            found = self.persam.segment_embedding(emb)
+            found = self.persam.segment_once(emb)
             if found.score > result.score:
                 result = found
         present = result.found and result.score >= self.settings.presence * self.reference_score
