@@ -318,11 +318,12 @@ class PerSAM:
 
     @torch.inference_mode()
     def location_map(self, emb: ImageEmbedding) -> torch.Tensor:
-        """The location confidence map: cosine similarity with the target embedding, (H, W) at image size."""
+        """The location confidence map: cosine similarity with the target embedding, (H, W) at image size, on
+        the CPU (as masks are)."""
         img_size = self.predictor.model.img_size
         sim = cosine_map(self.target_embedding, emb.match_features)  # (h, w) on the padded grid
         sim_up = F.interpolate(sim[None, None], scale_factor=4, mode="bilinear", align_corners=False)
-        return grid_to_image(sim_up, img_size, emb.input_size, emb.original_size)[0, 0]
+        return grid_to_image(sim_up, img_size, emb.input_size, emb.original_size)[0, 0].cpu()
 
     @torch.inference_mode()
     def first_decode(self, emb: ImageEmbedding, hint: Hint | None = None) -> FirstDecode:
@@ -429,7 +430,7 @@ class PerSAM:
         inside = F.interpolate(logits[None, None], grid, mode="bilinear", align_corners=False)[0, 0] > 0
         if not inside.any():
             return 0.0
-        found = F.normalize(features[0][:, inside], dim=0)  # (C, N_found)
+        found = F.normalize(features[0][:, inside.to(features.device)], dim=0)  # (C, N_found)
         best = (self.part_features.to(found) @ found).amax(dim=1)
         return float(best.mean().clamp(0.0, 1.0))
 

@@ -39,8 +39,8 @@ class ImageEmbedding:
 class Decoded:
     """Decoder output for one prompt set."""
 
-    logits: torch.Tensor  # (K, 4h, 4w) low-resolution mask logits
-    iou: torch.Tensor  # (K,) predicted IoU of each mask
+    logits: torch.Tensor  # (K, 4h, 4w) low-resolution mask logits (on the CPU)
+    iou: torch.Tensor  # (K,) predicted IoU of each mask (on the CPU)
 
 
 class SamPredictor:
@@ -114,11 +114,14 @@ class SamPredictor:
             corners = apply_coords(np.asarray(box, dtype=np.float32).reshape(2, 2), emb.original_size, emb.input_size)
             boxes = torch.from_numpy(corners.reshape(1, 4)).to(dev)
         masks = mask_input[None].to(dev) if mask_input is not None else None
+        attn_sim = attn_sim.to(dev) if attn_sim is not None else None
+        target_embedding = target_embedding.to(dev) if target_embedding is not None else None
         logits, iou = self.decoder(emb.features, points, boxes, masks, attn_sim, target_embedding)
         if not all_tokens:  # SAM's choice: the three multi-scale masks, or the single-mask token
             tokens = slice(1, None) if multimask_output else slice(0, 1)
             logits, iou = logits[:, tokens], iou[:, tokens]
-        return Decoded(logits[0], iou[0])
+        # on the CPU, whatever the model's device: everything after the decoder works on masks there
+        return Decoded(logits[0].cpu(), iou[0].cpu())
 
     def upscale(self, emb: ImageEmbedding, logits: torch.Tensor) -> torch.Tensor:
         """(K, 4h, 4w) low-res logits -> (K, H, W) logits at the original image size."""

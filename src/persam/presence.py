@@ -136,7 +136,7 @@ def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, 
     inside = F.interpolate(logits.float()[None, None], grid, mode="bilinear", align_corners=False)[0, 0] > 0
     if not inside.any() or part_features.shape[0] == 0:
         return 0.0
-    found = F.normalize(features[0][:, inside].float(), dim=0)  # (C, M)
+    found = F.normalize(features[0][:, inside.to(features.device)].float(), dim=0)  # (C, M)
     sim = part_features.float().to(found) @ found  # (N, M)
     both = (sim.amax(dim=1).mean() + sim.amax(dim=0).mean()) / 2
     return float(both.clamp(0.0, 1.0))

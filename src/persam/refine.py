@@ -248,12 +248,13 @@ def missing_part(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: floa
         return None
     feats = F.normalize(emb.match_features[0], dim=0)  # (C, h, w)
     c, gh, gw = feats.shape
-    inside = F.interpolate(result.logits[None, None], (gh, gw), mode="bilinear", align_corners=False)[0, 0] > 0
+    inside = F.interpolate(result.logits[None, None].to(feats), (gh, gw), mode="bilinear",
+                           align_corners=False)[0, 0] > 0
     img_size = persam.predictor.model.img_size
     cell = img_size / gw
     vh = max(1, int(np.ceil(emb.input_size[0] / cell)))
     vw = max(1, int(np.ceil(emb.input_size[1] / cell)))
-    valid = torch.zeros(gh, gw, dtype=torch.bool)
+    valid = torch.zeros(gh, gw, dtype=torch.bool, device=feats.device)
     valid[:vh, :vw] = True
     outside = (valid & ~inside).flatten()
     if not inside.any() or not outside.any():
