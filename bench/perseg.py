@@ -14,7 +14,8 @@ Default DIRs: ../shared/data/perseg-mini and ../shared/data/davis2016-train-subs
 Every image is encoded once and every configuration (method x references) runs on the same encodings. Per
 configuration: per-object IoU and boundary IoU (sums of intersections over sums of unions across the
 object's targets), their means (mIoU, bIoU), PerSAM-F fit seconds per object, decoder seconds per target
-(with the snapping of the mask to the photo's edges that ``PerSAM.segment`` does; ``--no-edges``: without).
+(the method as ``PerSAM.segment`` runs it: persam's search and the snapping of the mask to the photo's edges;
+``--no-edges``: SAM's masks; ``--paper``: the paper's methods as published, without either).
 Encoder and total seconds per image and the process's peak memory are printed once per run.
 """
 
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refinements", type=int)
     ap.add_argument("--no-edges", action="store_true",
                     help="SAM's masks as they are (not snapped to the photo's edges)")
+    ap.add_argument("--paper", action="store_true",
+                    help="the paper's methods as published: one peak, no search, SAM's masks (Settings.paper)")
     args = ap.parse_args(argv)
     if args.no_malloc_tuning:
         os.environ["PERSAM_MALLOC_TUNING"] = "0"
@@ -168,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     configs: dict[str, tuple[Settings, int]] = {}
     for method in args.method:
         for n in args.refs:
-            configs[f"{method} r{n}"] = (Settings.for_method(method, **overrides), n)
+            make = Settings.paper if args.paper else Settings.for_method
+            configs[f"{method} r{n}"] = (make(method, **overrides), n)
             if method == "persam-f" and args.guided:
                 guided = dict(guided_attention=True, semantic_prompt=True, negative_point=True, **overrides)
-                configs[f"persam-f+g r{n}"] = (Settings.for_method(method, **guided), n)
+                configs[f"persam-f+g r{n}"] = (make(method, **guided), n)
 
     from persam.loading import tune_cpu_allocator
 
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             refs = {}
             for image, mask in task.all_references():
                 rgb = load_image(image)
-                refs[image] = (predictor.encode(rgb), load_mask(mask, rgb.shape[1::-1]))
+                refs[image] = (predictor.encode(rgb), load_mask(mask, rgb.shape[1::-1]), rgb)
             targets = []
             for image, mask in task.targets:
                 t0 = time.perf_counter()
@@ -198,15 +202,16 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append((emb, rgb, load_mask(mask, rgb.shape[1::-1]), time.perf_counter() - t0))
                 encoder_s.append(emb.seconds)
             for name, (settings, n) in configs.items():
-                embs, masks = zip(*(refs[image] for image, _ in task.references[n]), strict=True)
-                persam = PerSAM.from_embeddings(predictor, list(embs), list(masks), settings)
+                embs, masks, rgbs = zip(*(refs[image] for image, _ in task.references[n]), strict=True)
+                persam = PerSAM.from_embeddings(predictor, list(embs), list(masks), settings, images=list(rgbs))
                 acc, row = IoUAccumulator(), Row(0.0, 0.0, persam.fit_seconds)
                 for emb, rgb, gt, load_s in targets:
-                    result = persam.segment_embedding(emb)
-                    if settings.edges:  # as PerSAM.segment does
+                    start = time.perf_counter()
+                    result = persam.segment_embedding(emb, image=rgb)  # as PerSAM.segment does: the search ...
+                    if settings.edges:  # ... and the edges
                         snap_edges(rgb, result)
+                    method_s = time.perf_counter() - start
                     acc.add(result.mask, gt)
-                    method_s = result.timings["decoder"] + result.timings.get("edges", 0.0)
                     row.decoder.append(method_s)
                     if name == next(iter(configs)):
                         total_s.append(load_s + method_s)

@@ -410,3 +410,20 @@ def test_export_writes_the_model_for_deployment(loads, tmp_path, monkeypatch):
                         lambda sam, out, formats: calls.append((sam.model_name, str(out), formats)) or [tmp_path / "x"])
     assert cli.main(["export", "-o", str(tmp_path / "models"), "--format", "onnx", "-q"]) == cli.EXIT_OK
     assert calls == [("vit_t", str(tmp_path / "models"), ("onnx",))] and loads == ["vit_t"]
+
+
+def test_paper_flag_fits_the_papers_method_and_is_fixed_by_a_concept(scene, loads, capsys):
+    from persam import Settings
+
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "paper.persam"
+    assert cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "--paper", "-q"]) == 0
+    from persam.concept import read_concept
+
+    meta, _ = read_concept(concept)
+    settings = Settings.from_dict(meta["settings"])
+    assert settings == Settings.paper("persam-f")
+    with pytest.raises(SystemExit):
+        cli.main(["segment", "--concept", str(concept), "--paper", str(tmp_path / "targets"), "-o",
+                  str(tmp_path / "o"), "-q"])
+    assert "fixed by the concept" in capsys.readouterr().err

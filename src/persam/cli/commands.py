@@ -68,6 +68,15 @@ def _load_model(args: argparse.Namespace, parser: argparse.ArgumentParser, model
         return sam
 
 
+def _method_settings(args: argparse.Namespace):
+    """The method's settings from the command line: None (the method's defaults), or the paper's (``--paper``)."""
+    if not getattr(args, "paper", False):
+        return None
+    from ..settings import Settings
+
+    return Settings.paper(args.method or DEFAULT_METHOD)
+
+
 def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..io import check_writable, save_mask
 
@@ -80,7 +89,7 @@ def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     check_writable(out)
     sam = _load_model(args, parser)
     start = time.perf_counter()
-    persam = refs.personalize(sam, args.method or DEFAULT_METHOD)
+    persam = refs.personalize(sam, args.method or DEFAULT_METHOD, _method_settings(args))
     persam.save(out)
     if refs.from_prompt:
         mask_path = out.with_name(out.stem + "_reference_mask.png")
@@ -126,8 +135,8 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     if args.concept and (args.ref or args.ref_mask or args.ref_point or args.ref_neg_point or args.ref_box):
         parser.error("give either --concept or --ref (with --ref-mask, --ref-point or --ref-box), not both")
-    if args.concept and args.method:
-        parser.error("--method is fixed by the concept (choose it in 'persam fit')")
+    if args.concept and (args.method or args.paper):
+        parser.error("--method and --paper are fixed by the concept (choose them in 'persam fit')")
     if not args.concept and not args.ref:
         parser.error("the object needs --ref IMAGE with --ref-mask (or --ref-point/--ref-box), or --concept FILE")
     if args.presence is not None and not 0 <= args.presence <= 1:
@@ -167,7 +176,7 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             persams = {n: PerSAM.from_concept(path, meta, arrays, sam)
                        for n, (path, meta, arrays) in zip(names, concepts, strict=True)}
         else:
-            persam = refs.personalize(sam, args.method or DEFAULT_METHOD)
+            persam = refs.personalize(sam, args.method or DEFAULT_METHOD, _method_settings(args))
             persams = {DEFAULT_CONCEPT: persam}
             if refs.from_prompt:
                 from ..io import save_mask
