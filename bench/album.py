@@ -112,7 +112,7 @@ def score_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict,
     mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
     concept = PerSAM.from_embeddings(predictor, [embs[ref]], [mask], images=[images[ref]])
     hist = concept.presence_colour
-    own = concept.judged_against()
+    own = concept.own_score()
     scores: dict[str, dict[str, float]] = {k: {} for k in KEYS}
     secs: dict[str, list[float]] = {k: [] for k in KEYS}
     for n in sorted(embs):

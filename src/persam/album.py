@@ -64,7 +64,7 @@ BLOCK_CELLS = 1.5
 
 def reference_score(persam: PerSAM) -> float:
     """The concept's own reference score, or :data:`FALLBACK_REFERENCE_SCORE` for concepts without one."""
-    return persam.judged_against()
+    return persam.own_score()
 
 
 def is_present(result: Result, score: float, reference: float, threshold: float = DEFAULT_PRESENCE) -> bool:

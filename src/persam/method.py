@@ -383,7 +383,7 @@ class PerSAM:
 
         return find(self, emb, image)[0]
 
-    def judged_against(self) -> float:
+    def own_score(self) -> float:
         """The concept's own presence score on its reference(s), the scale its photos are judged on; a typical
         same-object score (:data:`FALLBACK_REFERENCE_SCORE`) for concepts saved before it was recorded, or
         while the concept is being made."""

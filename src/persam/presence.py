@@ -210,7 +210,7 @@ def find(persam, emb: ImageEmbedding, image: np.ndarray | None, reference_histog
                 return score_result(persam, emb, result, image)
 
     if gray_zone == "auto":
-        gray_zone = (GRAY_FLOOR, SURE * persam.judged_against())
+        gray_zone = (GRAY_FLOOR, SURE * persam.own_score())
     best = first if first is not None else persam.segment_once(emb)
     best_score = score(best)
     if k > 1 and (gray_zone is None or gray_zone[0] <= best_score < gray_zone[1]):
