@@ -130,7 +130,8 @@ def _scripted(p: PerSAM, peaks: list[tuple[int, int]], boxes: dict[tuple[int, in
         x, y = (hint.region[0], hint.region[1]) if hint is not None else peaks[0]
         calls.append((x, y))
         mask = np.zeros(shape, bool)
-        x0, y0, x1, y1 = boxes.get((x, y), (0, 0, -1, -1))
+        key = (x, y, "negatives") if hint is not None and hint.negatives else (x, y)
+        x0, y0, x1, y1 = boxes.get(key, boxes.get((x, y), (0, 0, -1, -1)))
         mask[y0:y1 + 1, x0:x1 + 1] = True
         return Result(mask, 0.9 if mask.any() else 0.0, 0.9, 0.9, [(x, y, 1)], None, {}, None)
 
@@ -181,6 +182,19 @@ def test_every_instance_found_duplicates_and_parts_dropped(sam, ref, monkeypatch
     assert len(one.instances) == 1 and not one.palette
     capped = AlbumSegmenter(p, instances="all", max_instances=1, presence=0.5).segment(img)
     assert len(capped.instances) == 1
+
+
+def test_a_decoding_that_swallows_a_kept_instance_is_decoded_again_without_it(sam, ref, monkeypatch):
+    p = _persam(sam, ref)
+    img = _image(120, 160, 3)
+    boxes = {
+        (20, 20): (10, 10, 40, 40),  # the first instance
+        (60, 25): (10, 10, 80, 40),  # a second copy touching it: SAM takes both ...
+        (60, 25, "negatives"): (45, 10, 80, 40),  # ... and with a background click on the first, the copy alone
+    }
+    _scripted(p, [(20, 20), (60, 25)], boxes, img.shape[:2], monkeypatch)
+    found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
+    assert [i.box for i in found.instances] == [(10, 10, 40, 40), (45, 10, 80, 40)]
 
 
 def test_extra_instances_must_be_present_on_their_own(sam, ref, monkeypatch):

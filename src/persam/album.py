@@ -85,6 +85,17 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return t[0, 0].numpy() > 0
 
 
+def _inside_point(mask: np.ndarray, points: Sequence[tuple[float, float, int]]) -> tuple[float, float]:
+    """A point (x, y) on ``mask``: its first positive click when that lies on it, else the mask's pixel
+    nearest to the mask's centroid."""
+    for x, y, label in points:
+        if label == 1 and 0 <= int(y) < mask.shape[0] and 0 <= int(x) < mask.shape[1] and mask[int(y), int(x)]:
+            return float(x), float(y)
+    ys, xs = np.nonzero(mask)
+    i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return float(xs[i]), float(ys[i])
+
+
 def _is_duplicate(mask: np.ndarray, kept: Sequence[np.ndarray]) -> bool:
     area = int(mask.sum())
     for other in kept:
@@ -229,10 +240,10 @@ class AlbumSegmenter:
         radius = max(1, round(BLOCK_CELLS * cell))
         blocked = _dilate(first.mask, radius)
         first_peak = float(sim.max())
-        kept_masks = [first.mask] if first_present else []
+        kept = [first] if first_present else []
         found: list[_Candidate] = []
         attempts = ATTEMPTS_PER_INSTANCE * (self.max_instances - 1)
-        while attempts > 0 and len(kept_masks) < self.max_instances:
+        while attempts > 0 and len(kept) < self.max_instances:
             attempts -= 1
             search = sim.masked_fill(torch.from_numpy(blocked), float("-inf"))
             peak = float(search.max())
@@ -241,17 +252,24 @@ class AlbumSegmenter:
             index = int(torch.argmax(search))
             y, x = divmod(index, w)
             result = decode_at(persam, emb, x, y)
+            again = result.found and _is_duplicate(result.mask, [k.mask for k in kept])
+            if again:
+                # it swallowed an instance already kept (a second copy touching it, or something else around
+                # it): decode again with a background click on every kept instance
+                result = decode_at(persam, emb, x, y, negatives=tuple(_inside_point(k.mask, k.points) for k in kept))
             score = presence.score_result(persam, emb, result, image)
             spot = np.zeros((h, w), dtype=bool)
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
-            duplicate = result.found and _is_duplicate(result.mask, kept_masks)
+            duplicate = result.found and _is_duplicate(result.mask, [k.mask for k in kept])
             if not duplicate and is_present(result, score, ref, self.presence):
                 result.present = True
                 found.append(_Candidate(name, score, result))
-                kept_masks.append(result.mask)
+                kept.append(result)
                 blocked |= _dilate(result.mask, radius)
-            elif result.found and not duplicate:
-                blocked |= result.mask  # not the object: do not try its pixels again
+            elif result.found and not duplicate and (not again or score < presence.GRAY_FLOOR):
+                # not the object: do not try its pixels again (after a second decoding only when clearly not:
+                # that one's mask can still hold a copy another peak decodes whole)
+                blocked |= result.mask
             blocked |= spot
         return found
 

@@ -48,12 +48,14 @@ class Hint:
     """Where the object was a moment ago (the previous video frame): steers the first decoding.
 
     ``region`` (x0, y0, x1, y1, inclusive pixels) limits where the positive click is searched, ``box`` is
-    a box prompt and ``logits`` (4h, 4w) a mask prompt (the previous frame's low-res logits).
+    a box prompt and ``logits`` (4h, 4w) a mask prompt (the previous frame's low-res logits). ``negatives``
+    are background clicks (x, y): objects already found that the mask must leave out.
     """
 
     region: tuple[int, int, int, int] | None = None
     box: tuple[int, int, int, int] | None = None
     logits: torch.Tensor | None = None
+    negatives: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -348,6 +350,8 @@ class PerSAM:
         if s.negative_point:
             worst = int(torch.argmin(sim_img))
             points.append((float(worst % w), float(worst // w), 0))
+        if hint is not None:
+            points += [(float(x), float(y), 0) for x, y in hint.negatives]
 
         attn_sim = None
         if s.guided_attention:

@@ -90,10 +90,12 @@ def _rank_value(result: Result, rank: str) -> float:
     return result.score
 
 
-def decode_at(persam: PerSAM, emb: ImageEmbedding, x: float, y: float) -> Result:
-    """PerSAM's whole decoding with its positive click forced to (x, y) (a one-pixel search region)."""
+def decode_at(persam: PerSAM, emb: ImageEmbedding, x: float, y: float,
+              negatives: tuple[tuple[float, float], ...] = ()) -> Result:
+    """PerSAM's whole decoding with its positive click forced to (x, y) (a one-pixel search region), and
+    background clicks at ``negatives``."""
     xi, yi = int(x), int(y)
-    return persam.segment_once(emb, Hint(region=(xi, yi, xi, yi)))
+    return persam.segment_once(emb, Hint(region=(xi, yi, xi, yi), negatives=tuple(negatives)))
 
 
 def best_candidate(persam: PerSAM, emb: ImageEmbedding, value: Callable[[Result], float], k: int = 3,
