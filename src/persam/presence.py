@@ -20,8 +20,9 @@ better, see ``bench/album.py``).
 
 What a concept needs at fit time: :func:`reference_histogram` of its reference image(s) and mask(s), one
 float32 array of :data:`HISTOGRAM_BINS` values (store it in the concept file, e.g. as ``presence_colour``);
-the part features are already stored. Per photo: :func:`presence_score` (or :func:`find`, which also tries
-other candidate locations) and :func:`is_present`.
+the part features are already stored. Per photo: :func:`score_result` (the one hook: :func:`presence_score`
+when the pixels and colours are at hand) and :func:`is_present`; :func:`find` is persam's search, which uses
+the score to choose between candidate masks (other peaks, missing parts).
 """
 
 from __future__ import annotations

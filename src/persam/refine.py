@@ -1,11 +1,15 @@
-"""Accuracy where one-shot is hard: extra candidates, richer references and a zoomed second look.
+"""Accuracy where one-shot is hard: the steps of persam's search, richer references and a zoomed second look.
 
 Each function takes a built :class:`~persam.method.PerSAM` and returns a :class:`~persam.method.Result`
-(made with :meth:`PerSAM.make_result`), so it can run after, or instead of, ``segment_embedding``:
+(made with :meth:`PerSAM.make_result`), so it can run after, or instead of, ``segment_once``. The search
+(:func:`persam.presence.find`, on by default) is built from :func:`peak_points` / :func:`best_candidate`
+(other local maxima of the confidence map, ranked by the presence score) and :func:`missing_part` /
+:func:`join_parts` (the rest of the object, from where the reference's missing parts match):
 
 * :func:`segment_candidates` -- decode several local maxima of the location confidence map, not only the
-  global one, and keep the mask whose features best explain the reference's parts (a look-alike, or a
-  part of the object, seldom explains all of them).
+  global one, and keep the best ``Result.score`` (the earlier opt-in; the search ranks by presence instead).
+* :func:`complete_parts` -- join the missing part unconditionally (the earlier opt-in; the search joins it
+  only where the union scores higher).
 * :func:`reference_views` -- more views of the one reference: the object cropped and enlarged, so that a
   small reference gives many feature cells, and a mirrored copy.
 * :func:`zoom_refine` -- crop the target around the found mask, encode the crop at the encoder's full
