@@ -49,8 +49,8 @@ DEFAULT_THRESHOLD = 0.7
 #: :func:`find` decodes other candidates only for a first score in [GRAY_FLOOR, SURE x the concept's own reference
 #: score): above, the mask is surely the object; below, on the album, no photo of the object was ever found by
 #: another candidate. SURE lies above the presence threshold: a mask that passes it only just (a part of the
-#: object, a look-alike beside it) still gets a second look (bench/accuracy.py: 0.7 -> 0.8 -> 1.0 x, DAVIS
-#: one-shot mIoU 0.850 -> 0.863 -> 0.861, at 1.03 / 1.11 / 1.27 x PerSAM-F's time)
+#: object, a look-alike beside it) still gets a second look (chosen on DAVIS one-shot frames with
+#: bench/accuracy.py against 0.7, 0.9 and always: see the README's "Where one-shot is hard")
 GRAY_FLOOR = 0.3
 SURE = 0.8
 #: :func:`find` tries up to this many peaks of the confidence map, each at least ``CANDIDATE_RATIO`` x the
