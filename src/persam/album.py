@@ -252,15 +252,16 @@ class AlbumSegmenter:
             index = int(torch.argmax(search))
             y, x = divmod(index, w)
             result = decode_at(persam, emb, x, y)
-            again = result.found and _is_duplicate(result.mask, [k.mask for k in kept])
+            kept_masks = [k.mask for k in kept]
+            duplicate = again = result.found and _is_duplicate(result.mask, kept_masks)
             if again:
                 # it swallowed an instance already kept (a second copy touching it, or something else around
                 # it): decode again with a background click on every kept instance
                 result = decode_at(persam, emb, x, y, negatives=tuple(_inside_point(k.mask, k.points) for k in kept))
+                duplicate = result.found and _is_duplicate(result.mask, kept_masks)
             score = presence.score_result(persam, emb, result, image)
             spot = np.zeros((h, w), dtype=bool)
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
-            duplicate = result.found and _is_duplicate(result.mask, [k.mask for k in kept])
             if not duplicate and is_present(result, score, ref, self.presence):
                 result.present = True
                 found.append(_Candidate(name, score, result))

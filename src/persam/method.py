@@ -233,14 +233,14 @@ class PerSAM:
     def _reference_score(self, embs: list[ImageEmbedding], images: list[np.ndarray] | None) -> float | None:
         """The presence score this concept gives its own references (mean), the scale presence is judged on.
 
-        Uses the one presence hook (:func:`persam.presence.score_result`). None when the concept does not even
-        find itself (presence then falls back to :data:`FALLBACK_REFERENCE_SCORE`).
+        Scored by the one presence hook (:func:`persam.presence.score_result`), as the search scores. None when
+        the concept does not even find itself (presence then falls back to :data:`FALLBACK_REFERENCE_SCORE`).
         """
-        from .presence import score_result
+        from .presence import find
 
         pixels = images if images is not None else [None] * len(embs)
-        scores = [score_result(self, emb, self.segment_embedding(emb, image=rgb), rgb) for emb, rgb in zip(
-            embs, pixels, strict=True)]
+        # find() is segment_embedding's search and returns its score (one decoding and score when it is off)
+        scores = [find(self, emb, rgb)[1] for emb, rgb in zip(embs, pixels, strict=True)]
         mean = float(np.mean(scores)) if scores else 0.0
         return mean if mean > 0 else None
 
