@@ -197,6 +197,35 @@ def test_a_decoding_that_swallows_a_kept_instance_is_decoded_again_without_it(sa
     assert [i.box for i in found.instances] == [(10, 10, 40, 40), (45, 10, 80, 40)]
 
 
+def test_a_further_instance_drops_a_stray_blob_taken_along(sam, ref, monkeypatch):
+    """SAM answers the second click with the copy and a patch of something else: the patch is removed (the
+    presence score is higher without it) and the copy is an instance."""
+    p = _persam(sam, ref)
+    img = _image(120, 160, 3)  # input 768x1024: low-res cells = pixels x 1.6
+    sim = torch.zeros(120, 160)
+    sim[20, 20], sim[80, 120] = 1.0, 0.99
+
+    def segment_once(emb, hint=None):
+        x, y = (hint.region[0], hint.region[1]) if hint is not None else (20, 20)
+        logits = torch.full((256, 256), -8.0)
+        if (x, y) == (20, 20):
+            logits[16:64, 16:64] = 8.0  # pixels 10-40
+        else:
+            logits[112:144, 176:208] = 8.0  # the copy, pixels (70-90, 110-130) ...
+            logits[144:176, 96:128] = 8.0  # ... and a stray patch, pixels (90-110, 60-80)
+        return p.make_result(emb, logits, torch.tensor(0.9), [(float(x), float(y), 1)], None, 0.0)
+
+    monkeypatch.setattr(p, "location_map", lambda emb: sim.clone())
+    monkeypatch.setattr(p, "segment_once", segment_once)
+    monkeypatch.setattr(presence, "score_result",
+                        lambda persam, emb, result, image: 0.3 if result.mask[100, 70] else 0.9)
+    p.reference_score = 1.0
+    found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
+    assert len(found.instances) == 2
+    second = found.instances[1].mask
+    assert second[80, 120] and not second[100, 70]
+
+
 def test_extra_instances_must_be_present_on_their_own(sam, ref, monkeypatch):
     p = _persam(sam, ref)
     img = _image(120, 160, 3)
@@ -206,6 +235,27 @@ def test_extra_instances_must_be_present_on_their_own(sam, ref, monkeypatch):
                         lambda persam, emb, result, image: 0.9 if result.mask[20, 20] else 0.2)
     found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
     assert len(found.instances) == 1 and found.instances[0].box == (10, 10, 40, 40)
+
+
+@pytest.mark.parametrize(("second", "alike", "first_present", "expected"), [
+    (0.62, 0.9, True, 2),  # short of 0.7, but above 0.85 x 0.7 and alike the first copy: present
+    (0.62, 0.5, True, 1),  # not alike: absent
+    (0.55, 0.9, True, 1),  # too far below the threshold, alike or not
+    (0.62, 0.9, False, 0),  # nothing found in this photo to be alike
+])
+def test_a_further_instance_alike_one_found_needs_less(sam, ref, monkeypatch, second, alike, first_present, expected):
+    p = _persam(sam, ref)
+    img = _image(120, 160, 3)
+    boxes = {(20, 20): (10, 10, 40, 40), (120, 80): (100, 60, 140, 100)}
+    _scripted(p, [(20, 20), (120, 80)], boxes, img.shape[:2], monkeypatch)
+    first = 0.9 if first_present else 0.2
+    monkeypatch.setattr(presence, "score_result",
+                        lambda persam, emb, result, image: first if result.mask[20, 20] else second)
+    monkeypatch.setattr(presence, "sibling_score", lambda emb, image, found, other: alike)
+    found = AlbumSegmenter(p, instances="all").segment(img)
+    assert len(found.instances) == expected
+    if expected == 2:
+        assert found.instances[1].box == (100, 60, 140, 100) and found.instances[1].score == second
 
 
 def test_two_pasted_copies_are_two_instances_with_mobilesam(mobilesam):

@@ -20,6 +20,7 @@ from persam.presence import (
     mutual_part_similarity,
     presence_score,
     reference_histogram,
+    sibling_score,
     srgb_to_lab,
 )
 
@@ -118,6 +119,27 @@ def test_presence_score_is_in_range_and_zero_when_nothing_is_found(tiny_concept)
     assert presence_score(p, emb, target, empty, hist) == 0.0
     assert presence_score(p, emb, target, dataclasses.replace(result, logits=None), hist) == 0.0
     assert is_present(DEFAULT_THRESHOLD) and not is_present(DEFAULT_THRESHOLD - 1e-6)
+
+
+def test_sibling_score_of_a_result_with_itself_is_one_and_lower_for_another_colour(tiny_concept):
+    p, _, _ = tiny_concept
+    photo = np.zeros((120, 160, 3), np.uint8)
+    photo[:, :80] = (200, 30, 30)  # a red left half, a blue right half
+    photo[:, 80:] = (30, 30, 200)
+    emb = p.predictor.encode(photo)
+    grid = emb.features.shape[-1] * 4  # low-res logits; the photo fills the top 3/4 of the square
+    left, right = torch.full((grid, grid), -5.0), torch.full((grid, grid), -5.0)
+    rows = slice(grid // 8, grid // 2)
+    left[rows, grid // 16: grid * 7 // 16] = 5.0
+    right[rows, grid * 9 // 16: grid * 15 // 16] = 5.0
+    a = p.make_result(emb, left, torch.tensor(0.9), [(30.0, 50.0, 1)], None, 0.0)
+    b = p.make_result(emb, right, torch.tensor(0.9), [(130.0, 50.0, 1)], None, 0.0)
+    assert sibling_score(emb, photo, a, a) == pytest.approx(1.0, abs=1e-4)
+    parts_only = sibling_score(emb, None, a, b)
+    assert 0.0 <= sibling_score(emb, photo, a, b) < 0.1 and 0.0 < parts_only <= 1.0  # red vs blue: no colour in common
+    empty = dataclasses.replace(b, mask=np.zeros_like(b.mask))
+    assert sibling_score(emb, photo, a, empty) == 0.0 and sibling_score(emb, photo, empty, a) == 0.0
+    assert sibling_score(emb, photo, a, dataclasses.replace(b, logits=None)) == 0.0
 
 
 def test_find_keeps_the_best_candidate_and_skips_clear_cases(tiny_concept):

@@ -8,7 +8,15 @@ import torch
 
 from persam import PerSAM
 from persam.method import Result
-from persam.refine import complete_parts, crop_box, peak_points, reference_views, segment_candidates, zoom_refine
+from persam.refine import (
+    complete_parts,
+    crop_box,
+    drop_strays,
+    peak_points,
+    reference_views,
+    segment_candidates,
+    zoom_refine,
+)
 from persam.transforms import image_to_grid
 
 
@@ -176,3 +184,56 @@ def _predictor(sam):
     from persam import SamPredictor
 
     return SamPredictor(sam)
+
+
+def _two_blobs(persam, emb, speck: bool = False) -> Result:
+    """A result whose low-res logits hold blob A (40x40 cells, top left) and blob B (30x50, lower right)."""
+    logits = torch.full((256, 256), -5.0)
+    logits[20:60, 20:60] = 5.0
+    logits[120:150, 150:200] = 5.0
+    if speck:
+        logits[100:102, 60:62] = 5.0  # 4 cells: under 2% of the mask
+    return persam.make_result(emb, logits, torch.tensor(0.9), [(25.0, 25.0, 1)], None, 0.0)
+
+
+def test_drop_strays_removes_the_other_blob_only_where_that_scores_higher(persam):
+    emb = persam.predictor.encode(_image(120, 160, seed=13))  # input 768x1024: cells 0-191 x 0-255
+    found = _two_blobs(persam, emb)
+    a, b = (25, 25), (84, 109)  # (row, column) pixels of blob A (clicked) and blob B
+    assert found.mask[a] and found.mask[b]
+
+    def without_b(r):
+        return 0.9 if not r.mask[b] else 0.5
+
+    trimmed, score = drop_strays(persam, emb, found, without_b)
+    assert score == 0.9 and trimmed.mask[a] and not trimmed.mask[b]
+    assert np.array_equal(trimmed.mask, found.mask & trimmed.mask)  # only removed, nothing added
+    kept, score = drop_strays(persam, emb, found, lambda r: 0.9 if r.mask[b] else 0.5)
+    assert kept is found and score == 0.9
+
+    clicked_b = _two_blobs(persam, emb)
+    clicked_b.points = [(109.0, 84.0, 1)]
+    trimmed, _ = drop_strays(persam, emb, clicked_b, lambda r: 0.9 if not r.mask[a] else 0.5)
+    assert trimmed.mask[b] and not trimmed.mask[a]  # the clicked blob stays, even when smaller
+    off = _two_blobs(persam, emb)
+    off.points = [(1.0, 118.0, 1)]  # the click off the mask: the largest blob (A) stays
+    assert drop_strays(persam, emb, off, lambda r: 0.9 if not r.mask[a] else 0.5)[0] is off
+
+
+def test_drop_strays_leaves_one_blob_specks_and_empty_results_alone(persam):
+    emb = persam.predictor.encode(_image(120, 160, seed=14))
+    calls = []
+
+    def score(r):
+        calls.append(r)
+        return 0.5
+
+    with_speck = _two_blobs(persam, emb, speck=True)
+    drop_strays(persam, emb, with_speck, score)
+    assert len(calls) == 2  # the result itself and blob B; the speck is not worth a try
+    logits = torch.full((256, 256), -5.0)
+    logits[20:60, 20:60] = 5.0
+    one = persam.make_result(emb, logits, torch.tensor(0.9), [(25.0, 25.0, 1)], None, 0.0)
+    assert drop_strays(persam, emb, one, score) == (one, 0.5)
+    empty = _result(np.zeros((120, 160), bool), torch.full((256, 256), -5.0))
+    assert drop_strays(persam, emb, empty, score)[0] is empty

@@ -69,3 +69,18 @@ def prior_to_grid(z: torch.Tensor, grid: int, img_size: int, input_size: tuple[i
     w = max(1, round(grid * input_size[1] / img_size))
     small = F.interpolate(z[None, None], (h, w), mode="bilinear", align_corners=False)
     return pad_to_square(small, grid, value=float(z.min()))[0, 0]
+
+
+def components(mask: torch.Tensor) -> torch.Tensor:
+    """Labels of the 8-connected blobs of a (h, w) bool mask: 0 off the mask, one id per blob (not
+    consecutive). Label propagation by 3x3 max pooling (no SciPy here); a mask of a few hundred cells a
+    side converges in as many steps as its longest blob's length."""
+    h, w = mask.shape
+    on = mask.float()
+    labels = torch.arange(1, h * w + 1, dtype=torch.float32, device=mask.device).reshape(h, w) * on
+    for _ in range(h * w):
+        grown = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0] * on
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    return labels.long()

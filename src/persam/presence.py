@@ -143,6 +143,25 @@ def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, 
     return float(both.clamp(0.0, 1.0))
 
 
+def sibling_score(emb: ImageEmbedding, image: np.ndarray | None, found, other) -> float:
+    """How much ``other`` looks like ``found``, two results in one photo, in [0, 1]: their mutual part
+    similarity (``found``'s cells as the reference) x their colour agreement (the parts alone without
+    ``image``). Two copies of one object in one photo share its light and colour cast, which the reference,
+    shot elsewhere, does not: an instance already found is the closer reference for the next."""
+    if found.logits is None or other.logits is None or not found.mask.any() or not other.mask.any():
+        return 0.0
+    features = emb.match_features
+    inside = F.interpolate(found.logits.float()[None, None], features.shape[-2:], mode="bilinear",
+                           align_corners=False)[0, 0] > 0
+    if not inside.any():
+        return 0.0
+    cells = F.normalize(features[0][:, inside.to(features.device)].float(), dim=0).T  # (N, C)
+    parts = mutual_part_similarity(cells, features, other.logits)
+    if image is None:
+        return parts
+    return parts * colour_agreement(colour_histogram(image, found.mask), colour_histogram(image, other.mask))
+
+
 def presence_score(persam, emb: ImageEmbedding, image: np.ndarray, result, reference_histogram: np.ndarray) -> float:
     """The presence score in [0, 1] of ``result`` (from ``persam.segment_embedding(emb)``) on ``image`` (the
     HxWx3 uint8 array ``emb`` was encoded from), for the concept whose reference colour histogram is

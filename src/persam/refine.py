@@ -10,6 +10,8 @@ Each function takes a built :class:`~persam.method.PerSAM` and returns a :class:
   global one, and keep the best ``Result.score`` (the earlier opt-in; the search ranks by presence instead).
 * :func:`complete_parts` -- join the missing part unconditionally (the earlier opt-in; the search joins it
   only where the union scores higher).
+* :func:`drop_strays` -- a mask's blobs apart from the clicked one removed where that scores higher (a
+  further instance that took a patch of something else along).
 * :func:`reference_views` -- more views of the one reference: the object cropped and enlarged, so that a
   small reference gives many feature cells, and a mirrored copy.
 * :func:`zoom_refine` -- crop the target around the found mask, encode the crop at the encoder's full
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .grid import components
 from .method import Hint, PerSAM, Result, cosine_map, mask_box
 from .predictor import ImageEmbedding, SamPredictor
 from .prompts import point_arrays
@@ -39,6 +42,7 @@ __all__ = [
     "complete_parts",
     "crop_box",
     "decode_at",
+    "drop_strays",
     "join_parts",
     "missing_part",
     "peak_points",
@@ -310,3 +314,53 @@ def complete_parts(persam: PerSAM, emb: ImageEmbedding, result: Result, gain: fl
     part = missing_part(persam, emb, result, gain, min_parts)
     merged = join_parts(persam, emb, result, part, near) if part is not None else None
     return merged if merged is not None else result
+
+
+def drop_strays(persam: PerSAM, emb: ImageEmbedding, result: Result, score: Callable[[Result], float],
+                min_share: float = 0.02, tries: int = 3) -> tuple[Result, float]:
+    """``(result, its score)`` with blobs apart from the clicked one removed, one by one (largest first, at most
+    ``tries``, each at least ``min_share`` of the mask), wherever that raises ``score``.
+
+    SAM sometimes answers one click with the object plus a patch of something else elsewhere (a shoe pasted on
+    a dog, and a piece of the dog's side): as an instance that patch is wrong, and removing it raises the
+    presence score, so ``score`` decides. Blobs come from the low-res logits, restricted to the image's part of
+    the padded square; the clicked blob (or the largest, when the click is off the mask) always stays.
+    """
+    base = score(result)
+    if result.logits is None or not result.mask.any():
+        return result, base
+    start = time.perf_counter()
+    h_in, w_in = emb.input_size
+    scale = result.logits.shape[-1] / persam.predictor.model.img_size  # low-res cells per input pixel
+    vh, vw = max(1, round(h_in * scale)), max(1, round(w_in * scale))
+    on = result.logits.detach().cpu() > 0
+    on[vh:, :] = False
+    on[:, vw:] = False
+    labels = components(on)
+    ids, areas = torch.unique(labels[labels > 0], return_counts=True)
+    if len(ids) < 2:
+        return result, base
+    h, w = result.mask.shape
+    keep = int(ids[torch.argmax(areas)])
+    for x, y, label in result.points:
+        gy, gx = min(int(y * h_in / h * scale), vh - 1), min(int(x * w_in / w * scale), vw - 1)
+        if label == 1 and min(gy, gx) >= 0 and labels[gy, gx] > 0:
+            keep = int(labels[gy, gx])
+            break
+    total = float(areas.sum())
+    others = sorted(((int(a), int(i)) for i, a in zip(ids, areas, strict=True)
+                     if int(i) != keep and int(a) >= min_share * total), reverse=True)[:tries]
+    best, best_score = result, base
+    for _, blob in others:
+        # the blob and its one-cell rim (where its logits fall to 0) set to certain background
+        region = F.max_pool2d((labels == blob).float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+        logits = best.logits.clone()
+        logits[region.to(logits.device)] = torch.clamp(logits[region.to(logits.device)], max=_BACKGROUND_LOGIT)
+        trimmed = persam.make_result(emb, logits, torch.tensor(best.iou_prediction), best.points, best.box, start)
+        if not trimmed.mask.any():
+            continue
+        trimmed_score = score(trimmed)
+        if trimmed_score > best_score:
+            trimmed.timings["decoder"] += best.timings.get("decoder", 0.0)
+            best, best_score = trimmed, trimmed_score
+    return best, best_score
