@@ -9,8 +9,10 @@ dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class
   Concepts saved before that was recorded use :data:`FALLBACK_REFERENCE_SCORE`. An absent concept gets an
   empty mask; its score is kept, so photos can still be ranked.
 * **every instance** (``instances="all"``) -- after the first mask, further peaks of the location confidence
-  map outside what was found so far are decoded one by one; each decoding that is present on its own and is
-  not a duplicate of a kept instance (mask IoU > 0.5, or mostly inside one) is a new instance.
+  map outside what was found so far are decoded one by one; each decoding that is present on its own (or
+  nearly, and alike an instance already found in the photo) and is not a duplicate of a kept instance (mask
+  IoU > 0.5, or mostly inside one) is a new instance; blobs it took along apart from the click are dropped
+  where the presence score rises without them.
 * **several concepts** -- the photo is encoded once (optionally through an
   :class:`~persam.embedding_cache.EmbeddingCache`) and every concept decoded; a pixel claimed by two
   instances goes to the one with the higher mask logit there, as for objects in video.

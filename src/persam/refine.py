@@ -361,6 +361,6 @@ def drop_strays(persam: PerSAM, emb: ImageEmbedding, result: Result, score: Call
             continue
         trimmed_score = score(trimmed)
         if trimmed_score > best_score:
-            trimmed.timings["decoder"] += best.timings.get("decoder", 0.0)
+            trimmed.timings["decoder"] += result.timings.get("decoder", 0.0)  # the decoding, then the trimming
             best, best_score = trimmed, trimmed_score
     return best, best_score
