@@ -125,6 +125,14 @@ def colour_agreement(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
     return float(np.clip(np.sqrt(hist_a.astype(np.float64) * hist_b.astype(np.float64)).sum(), 0.0, 1.0))
 
 
+def cells_under(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The unit-length feature cells (C, M) of ``features`` (1, C, h, w) under a mask's low-res ``logits``
+    (resized to the feature grid, > 0); M = 0 for an empty mask."""
+    inside = F.interpolate(logits.float()[None, None], features.shape[-2:], mode="bilinear",
+                           align_corners=False)[0, 0] > 0
+    return F.normalize(features[0][:, inside.to(features.device)].float(), dim=0)
+
+
 def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> float:
     """Mean of the two directions of part matching between reference cells and the cells under a mask.
 
@@ -133,11 +141,9 @@ def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, 
     Reference -> mask: is every part of my object there? Mask -> reference: is everything found part of my
     object? 0 for an empty mask.
     """
-    grid = features.shape[-2:]
-    inside = F.interpolate(logits.float()[None, None], grid, mode="bilinear", align_corners=False)[0, 0] > 0
-    if not inside.any() or part_features.shape[0] == 0:
+    found = cells_under(features, logits)  # (C, M)
+    if found.shape[1] == 0 or part_features.shape[0] == 0:
         return 0.0
-    found = F.normalize(features[0][:, inside.to(features.device)].float(), dim=0)  # (C, M)
     sim = part_features.float().to(found) @ found  # (N, M)
     both = (sim.amax(dim=1).mean() + sim.amax(dim=0).mean()) / 2
     return float(both.clamp(0.0, 1.0))
@@ -150,13 +156,10 @@ def sibling_score(emb: ImageEmbedding, image: np.ndarray | None, found, other) -
     shot elsewhere, does not: an instance already found is the closer reference for the next."""
     if found.logits is None or other.logits is None or not found.mask.any() or not other.mask.any():
         return 0.0
-    features = emb.match_features
-    inside = F.interpolate(found.logits.float()[None, None], features.shape[-2:], mode="bilinear",
-                           align_corners=False)[0, 0] > 0
-    if not inside.any():
+    cells = cells_under(emb.match_features, found.logits).T  # (N, C): found's cells, the reference here
+    if cells.shape[0] == 0:
         return 0.0
-    cells = F.normalize(features[0][:, inside.to(features.device)].float(), dim=0).T  # (N, C)
-    parts = mutual_part_similarity(cells, features, other.logits)
+    parts = mutual_part_similarity(cells, emb.match_features, other.logits)
     if image is None:
         return parts
     return parts * colour_agreement(colour_histogram(image, found.mask), colour_histogram(image, other.mask))

@@ -353,9 +353,10 @@ def drop_strays(persam: PerSAM, emb: ImageEmbedding, result: Result, score: Call
     best, best_score = result, base
     for _, blob in others:
         # the blob and its one-cell rim (where its logits fall to 0) set to certain background
-        region = F.max_pool2d((labels == blob).float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
         logits = best.logits.clone()
-        logits[region.to(logits.device)] = torch.clamp(logits[region.to(logits.device)], max=_BACKGROUND_LOGIT)
+        region = (F.max_pool2d((labels == blob).float()[None, None], 3, stride=1, padding=1)[0, 0] > 0).to(
+            logits.device)
+        logits[region] = torch.clamp(logits[region], max=_BACKGROUND_LOGIT)
         trimmed = persam.make_result(emb, logits, torch.tensor(best.iou_prediction), best.points, best.box, start)
         if not trimmed.mask.any():
             continue
