@@ -84,3 +84,11 @@ def components(mask: torch.Tensor) -> torch.Tensor:
             break
         labels = grown
     return labels.long()
+
+
+def cells_under(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The unit-length feature cells (C, M) of ``features`` (1, C, h, w) under a mask's low-res ``logits``
+    (resized to the feature grid, > 0); M = 0 for an empty mask."""
+    inside = F.interpolate(logits.float()[None, None], features.shape[-2:], mode="bilinear",
+                           align_corners=False)[0, 0] > 0
+    return F.normalize(features[0][:, inside.to(features.device)].float(), dim=0)

@@ -33,7 +33,16 @@ from .concept import check_model, concept_contents, concept_state, read_concept,
 from .edges import snap_edges
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
-from .grid import cosine_map, mask_box, mask_to_grid, part_features, pool_target, prior_to_grid, reference_cells
+from .grid import (
+    cells_under,
+    cosine_map,
+    mask_box,
+    mask_to_grid,
+    part_features,
+    pool_target,
+    prior_to_grid,
+    reference_cells,
+)
 from .io import load_image, load_reference_mask, source_name
 from .loading import load_sam
 from .predictor import ImageEmbedding, SamPredictor
@@ -430,11 +439,9 @@ class PerSAM:
 
     def _part_similarity(self, features: torch.Tensor, logits: torch.Tensor) -> float:
         """Mean over reference cells of their best cosine match among the cells under a low-res mask."""
-        grid = features.shape[-2:]
-        inside = F.interpolate(logits[None, None], grid, mode="bilinear", align_corners=False)[0, 0] > 0
-        if not inside.any():
+        found = cells_under(features, logits)  # (C, N_found)
+        if found.shape[1] == 0:
             return 0.0
-        found = F.normalize(features[0][:, inside.to(features.device)], dim=0)  # (C, N_found)
         best = (self.part_features.to(found) @ found).amax(dim=1)
         return float(best.mean().clamp(0.0, 1.0))
 

@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .grid import cells_under
 from .predictor import ImageEmbedding
 
 LIGHTNESS_BINS = 2  # dark / light: lightness follows the exposure more than the object
@@ -123,14 +123,6 @@ def colour_agreement(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
     if hist_a.shape != hist_b.shape:
         raise ValueError(f"histograms of {hist_a.shape} and {hist_b.shape} bins")
     return float(np.clip(np.sqrt(hist_a.astype(np.float64) * hist_b.astype(np.float64)).sum(), 0.0, 1.0))
-
-
-def cells_under(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """The unit-length feature cells (C, M) of ``features`` (1, C, h, w) under a mask's low-res ``logits``
-    (resized to the feature grid, > 0); M = 0 for an empty mask."""
-    inside = F.interpolate(logits.float()[None, None], features.shape[-2:], mode="bilinear",
-                           align_corners=False)[0, 0] > 0
-    return F.normalize(features[0][:, inside.to(features.device)].float(), dim=0)
 
 
 def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> float:
