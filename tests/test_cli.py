@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from persam import cli
+from persam.concept import read_concept
 from persam.method import PerSAM
 
 from .conftest import tiny_sam  # noqa: F401
@@ -167,6 +168,42 @@ def test_fit_does_not_overwrite_without_asking(scene, loads, capsys):
     assert "--overwrite" in capsys.readouterr().err and concept.read_bytes() == b"precious"
     assert cli.main([*argv, "--overwrite"]) == cli.EXIT_OK
     assert concept.read_bytes() != b"precious"
+
+
+def test_exclude_adds_the_object_found_in_a_photo_as_a_negative_example(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "-q"])
+    original = concept.read_bytes()
+    fixed = tmp_path / "fixed.persam"
+    photo = tmp_path / "targets" / "a.jpg"
+    assert cli.main(["exclude", str(concept), str(photo), "-o", str(fixed), "-q"]) == cli.EXIT_OK
+    assert "1 negative example" in capsys.readouterr().err
+    assert concept.read_bytes() == original  # -o: the concept itself is left as it was
+    meta, arrays = read_concept(fixed)
+    assert meta["negatives"] == ["a.jpg"] and arrays["negative_sizes"].shape == (1,)
+    # without -o the concept is corrected in place; a second photo adds a second example
+    assert cli.main(["exclude", str(concept), str(photo), "-q"]) == cli.EXIT_OK
+    assert cli.main(["exclude", str(concept), str(tmp_path / "targets" / "sub" / "b.png"), "-q"]) == cli.EXIT_OK
+    assert read_concept(concept)[0]["negatives"] == ["a.jpg", "b.png"]
+    assert cli.main(["exclude", str(concept), str(photo), "-o", str(fixed), "-q"]) == cli.EXIT_ERROR
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_exclude_checks_its_inputs_before_loading_a_model(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "-q"])
+    before, loaded = concept.read_bytes(), len(loads)
+    capsys.readouterr()
+    assert cli.main(["exclude", str(concept), str(tmp_path / "missing.jpg"), "-q"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "missing.jpg" in err and len(err.splitlines()) == 1
+    assert cli.main(["exclude", str(concept), str(ref), "--model", "vit_b", "-q"]) == cli.EXIT_ERROR
+    assert "made with --model vit_t" in capsys.readouterr().err
+    assert cli.main(["exclude", str(tmp_path / "nope.persam"), str(ref), "-q"]) == cli.EXIT_ERROR
+    assert "nope.persam" in capsys.readouterr().err
+    assert len(loads) == loaded and concept.read_bytes() == before
 
 
 def test_concept_with_another_model_is_refused(scene, loads, capsys):

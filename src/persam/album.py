@@ -43,6 +43,7 @@ from .edges import snap_edges
 from .findings import ConceptFinding, Findings, Instance
 from .io import load_image
 from .method import PerSAM
+from .negatives import rejected_by
 from .predictor import ImageEmbedding
 from .refine import decode_at, drop_strays
 from .results import Result
@@ -149,6 +150,15 @@ def _one_concept_per_object(candidates: list[_Candidate]) -> tuple[list[_Candida
     return kept, taken_by
 
 
+def _rejected(persam: PerSAM, emb: ImageEmbedding, image: np.ndarray | None, result: Result,
+              score: float) -> str | None:
+    """The concept's negative example (a look-alike flagged as not the object) that ``result`` is more like
+    than it is like the concept, or None (:mod:`persam.negatives`)."""
+    if not persam.negatives:
+        return None
+    return rejected_by(persam.negatives, emb, image, result, score)
+
+
 class AlbumSegmenter:
     """Segments photos for a :class:`ConceptSet`: presence, every instance, several concepts, one encoding.
 
@@ -201,7 +211,7 @@ class AlbumSegmenter:
     def segment_embedding(self, emb: ImageEmbedding, image: np.ndarray | None = None) -> Findings:
         """:meth:`segment` on an already encoded photo (``image``: its pixels, for the presence hook)."""
         start = time.perf_counter()
-        firsts: list[tuple[str, Result, float, float]] = []
+        firsts: list[tuple[str, Result, float, float, str | None]] = []
         candidates: list[_Candidate] = []
         for name, persam in zip(self.concepts.names, self.concepts.persams, strict=True):
             ref = reference_score(persam)
@@ -211,6 +221,8 @@ class AlbumSegmenter:
             sure = max(presence.SURE, self.presence) * ref
             first, score = presence.find(persam, emb, image, gray_zone=(presence.GRAY_FLOOR, sure))
             present = is_present(first, score, ref, self.presence)
+            rejected = _rejected(persam, emb, image, first, score) if present else None
+            present = present and rejected is None
             found = [_Candidate(name, score, first)] if present else []
             if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
                 found += self._more_instances(name, persam, emb, image, first, ref, present)
@@ -218,15 +230,16 @@ class AlbumSegmenter:
                 for cand in found:
                     snap_edges(image, cand.result)
             candidates += found
-            firsts.append((name, first, score, ref))
+            firsts.append((name, first, score, ref, rejected))
         candidates, taken_by = _one_concept_per_object(candidates)
         concept_findings: list[ConceptFinding] = []
-        for name, first, score, ref in firsts:
+        for name, first, score, ref, rejected in firsts:
             present = any(c.concept == name for c in candidates)  # found, on an object no concept claims better
             first.present = present
             if not any(c.result is first for c in candidates):
                 first.mask = np.zeros_like(first.mask)
-            concept_findings.append(ConceptFinding(name, first, score, present, ref, taken_by.get(id(first))))
+            concept_findings.append(ConceptFinding(name, first, score, present, ref, taken_by.get(id(first)),
+                                                   rejected))
         labels = self._labels(emb, candidates)
         instances = []
         for n, cand in enumerate(candidates, 1):  # numbered 1..N in order; one left with no pixels is gone
@@ -277,7 +290,8 @@ class AlbumSegmenter:
             spot = np.zeros((h, w), dtype=bool)
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
             if not duplicate and (is_present(result, score, ref, self.presence)
-                                  or self._sibling(emb, image, result, score, ref, kept)):
+                                  or self._sibling(emb, image, result, score, ref, kept)) \
+                    and _rejected(persam, emb, image, result, score) is None:
                 result.present = True
                 found.append(_Candidate(name, score, result))
                 kept.append(result)

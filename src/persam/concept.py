@@ -9,7 +9,10 @@ one never runs code) holding:
 - ``meta`` -- UTF-8 JSON as a uint8 array: ``format`` ("persam-concept"), ``format_version``, ``model``
   (e.g. "vit_t"), ``weights_sha256`` of the checkpoint, ``features`` (the feature source of the location
   prior and score, "sam" by default), ``settings`` (the method's), ``references`` (name and
-  size of each reference image), ``persam_version`` and ``created``.
+  size of each reference image), ``persam_version`` and ``created``; ``negatives`` (names) when it has
+  negative examples;
+- ``negative_parts`` (M, C) float16, ``negative_sizes`` (K,) int64, ``negative_colours`` (K, bins) float32 --
+  optional: the look-alikes it must not take (:mod:`persam.negatives`), every example's cells in one array.
 
 Arrays are stored exactly, so a reloaded concept segments bit-identically to the one that was saved.
 """
@@ -20,7 +23,7 @@ import json
 import os
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -139,6 +142,11 @@ def concept_contents(persam) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays["presence_colour"] = np.asarray(persam.presence_colour, dtype=np.float32)
     if persam.fusion_weights is not None:
         arrays["fusion_weights"] = persam.fusion_weights.float().cpu().numpy()
+    if persam.negatives:
+        from .negatives import pack
+
+        meta["negatives"] = [n.name for n in persam.negatives]
+        arrays.update(pack(persam.negatives))
     return meta, arrays
 
 
@@ -153,6 +161,7 @@ class ConceptState:
     references: list[dict]
     reference_score: float | None
     presence_colour: np.ndarray | None
+    negatives: list = field(default_factory=list)  # persam.negatives.Negative: look-alikes not to take
 
 
 #: persam versions before this one knew the search switches (candidates, complete_parts) only as opt-ins
@@ -197,6 +206,7 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
         if colour.shape != (HISTOGRAM_BINS,):
             raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
         colour = colour.astype(np.float32)
+    negatives = _negatives(path, meta, arrays, device)
     return ConceptState(
         settings,
         torch.from_numpy(arrays["target_embedding"]).to(device),
@@ -205,4 +215,26 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
         meta.get("references", []),
         float(ref) if usable_ref else None,
         colour,
+        negatives,
     )
+
+
+def _negatives(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+               device: torch.device | str) -> list:
+    """The concept's negative examples (:mod:`persam.negatives`), checked against its parts and colours."""
+    from .negatives import unpack
+    from .presence import HISTOGRAM_BINS
+
+    names = meta.get("negatives", [])
+    parts = arrays.get("negative_parts")
+    colours = arrays.get("negative_colours")
+    if parts is None and not names:
+        return []
+    if not isinstance(names, list) or parts is None or parts.ndim != 2 \
+            or parts.shape[1] != arrays["part_features"].shape[1] \
+            or colours is None or colours.ndim != 2 or colours.shape[1] != HISTOGRAM_BINS:
+        raise InputError(f"{path}: damaged persam concept (negative examples)")
+    try:
+        return unpack(names, arrays, device)
+    except ValueError as exc:
+        raise InputError(f"{path}: damaged persam concept ({exc})") from exc

@@ -47,6 +47,8 @@ class ConceptFinding:
     reference_score: float
     # the concept that scored this decoding's object higher and took it (several concepts in one run)
     taken_by: str | None = None
+    # the concept's negative example (a flagged look-alike, persam.negatives) this object is more like
+    rejected_by: str | None = None
 
     def to_record(self) -> dict:
         record = self.result.to_record()
@@ -54,6 +56,8 @@ class ConceptFinding:
         record["score"] = round(self.score, 4)
         if self.taken_by is not None:
             record["taken_by"] = self.taken_by
+        if self.rejected_by is not None:
+            record["rejected_by"] = self.rejected_by
         return record
 
 
@@ -113,6 +117,8 @@ class Findings:
         }
         if len(self.concepts) > 1:
             record["concepts"] = {c.name: c.to_record() for c in self.concepts}
+        elif self.concepts and self.concepts[0].rejected_by is not None:
+            record["rejected_by"] = self.concepts[0].rejected_by
         if self.cached is not None:
             record["cached"] = self.cached
         record["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}

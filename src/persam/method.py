@@ -108,6 +108,8 @@ class PerSAM:
         # the colours of the object in the references (persam.presence: a look-alike of the same class seldom
         # has them); None for concepts saved before it was recorded
         self.presence_colour: np.ndarray | None = None
+        # look-alikes flagged as not the object (persam.negatives): an object more like one of them is absent
+        self.negatives: list = []
 
     @property
     def reference_mask(self) -> np.ndarray | None:
@@ -298,7 +300,15 @@ class PerSAM:
                      state.references)
         persam.reference_score = state.reference_score
         persam.presence_colour = state.presence_colour
+        persam.negatives = state.negatives
         return persam
+
+    def exclude(self, image, name: str | None = None):
+        """Learn that what this concept finds in ``image`` (a path, PIL image or HxWx3 array: a photo it got
+        wrong) is *not* the object: a negative example (:func:`persam.negatives.exclude`), kept when saved."""
+        from .negatives import exclude
+
+        return exclude(self, image, name)
 
     # -------------------------------------------------------------- segmenting
     def segment(self, image) -> Result:

@@ -157,15 +157,25 @@ def sibling_score(emb: ImageEmbedding, image: np.ndarray | None, found, other) -
     return parts * colour_agreement(colour_histogram(image, found.mask), colour_histogram(image, other.mask))
 
 
+def likeness(part_features: torch.Tensor, histogram: np.ndarray | None, emb: ImageEmbedding,
+             image: np.ndarray | None, result) -> float:
+    """How much ``result`` looks like an object known by its unit-length cells ``part_features`` (N, C) and
+    its colour ``histogram``, in [0, 1]: mutual part similarity x colour agreement (the parts alone without
+    ``image`` or ``histogram``). 0 when nothing was found. The presence score is this for the reference;
+    a negative example (:mod:`persam.negatives`) is scored the same way."""
+    if result.logits is None or not result.mask.any():
+        return 0.0
+    parts = mutual_part_similarity(part_features, emb.match_features, result.logits)
+    if image is None or histogram is None:
+        return parts
+    return parts * colour_agreement(colour_histogram(image, result.mask), histogram)
+
+
 def presence_score(persam, emb: ImageEmbedding, image: np.ndarray, result, reference_histogram: np.ndarray) -> float:
     """The presence score in [0, 1] of ``result`` (from ``persam.segment_embedding(emb)``) on ``image`` (the
     HxWx3 uint8 array ``emb`` was encoded from), for the concept whose reference colour histogram is
     ``reference_histogram``: mutual part similarity x colour agreement. 0 when nothing was found."""
-    if result.logits is None or not result.mask.any():
-        return 0.0
-    parts = mutual_part_similarity(persam.part_features, emb.match_features, result.logits)
-    colour = colour_agreement(colour_histogram(image, result.mask), reference_histogram)
-    return parts * colour
+    return likeness(persam.part_features, reference_histogram, emb, image, result)
 
 
 def score_result(persam, emb: ImageEmbedding, result, image: np.ndarray | None) -> float:
@@ -176,11 +186,7 @@ def score_result(persam, emb: ImageEmbedding, result, image: np.ndarray | None) 
     :func:`presence_score` when the pixels and the concept's colours are at hand; without them (no image, or
     a concept saved before colours were recorded) the mutual part similarity alone.
     """
-    if image is not None and getattr(persam, "presence_colour", None) is not None:
-        return presence_score(persam, emb, image, result, persam.presence_colour)
-    if result.logits is None or not result.mask.any():
-        return 0.0
-    return mutual_part_similarity(persam.part_features, emb.match_features, result.logits)
+    return likeness(persam.part_features, getattr(persam, "presence_colour", None), emb, image, result)
 
 
 def is_present(score: float, threshold: float = DEFAULT_THRESHOLD) -> bool:

@@ -116,6 +116,23 @@ def test_concept_from_mask_segment_and_download(client, concept):
     assert r2.json()["rle"] == out["rle"]
 
 
+def test_exclude_makes_a_negative_example_kept_in_the_concept_file(client):
+    r = client.post("/api/concepts", files={"image": ("ref.jpg", _jpeg(), "image/jpeg"),
+                                            "mask": ("ref.png", _mask_png(), "image/png")})
+    made = r.json()
+    assert made["negatives"] == [] and made["exclude"] == f"/api/concepts/{made['id']}/exclude"
+    r = client.post(made["exclude"], files={"image": ("../other dog.jpg", _jpeg(0), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.json()["negatives"] == ["other dog.jpg"]  # the display name, never a path
+    data = client.get(made["download"]).content
+    again = client.post("/api/concepts/upload", files={"file": ("c.persam", data, "application/octet-stream")})
+    assert again.json()["negatives"] == ["other dog.jpg"]
+    bad = client.post(made["exclude"], files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+    assert bad.status_code in (415, 422) and "\n" not in _detail(bad)
+    assert client.post("/api/concepts/nope/exclude",
+                       files={"image": ("x.jpg", _jpeg(0), "image/jpeg")}).status_code == 404
+
+
 def test_concept_from_points_and_box(client):
     r = client.post("/api/concepts", data={"points": "[[60, 40, 1], [5, 5, 0]]", "box": "[30, 20, 100, 70]",
                                            "method": "persam"},
@@ -292,6 +309,17 @@ def test_workspace_flow_names_and_cleanup(client):
     for bad in (f"{base}/targets/..%2F..%2Fconcept.persam/photo", f"{base}/targets/t999/mask",
                 "/api/workspaces/..%2F..%2Fetc/results", "/api/workspaces/nope/results"):
         assert client.get(bad).status_code in (404, 422), bad
+
+    # "not my object" on one photo: a negative example of the workspace's concept, results to redo
+    version = ws.concept_version
+    tid = res["items"][0]["id"]
+    r = client.post(f"{base}/targets/{tid}/exclude")
+    assert r.status_code == 200, r.text
+    assert r.json()["negatives"] == [ws.targets[tid].name] and ws.concept_version == version + 1
+    assert client.post(f"{base}/targets/t999/exclude").status_code == 404
+    job = _wait(client, f"{base}/jobs/", client.post(f"{base}/segment").json())
+    assert job["status"] == "done" and job["done"] == 5, job
+    assert {"rejected_by"} <= set(client.get(f"{base}/results").json()["items"][0])
 
     zipped = client.get(f"{base}/download.zip")
     assert zipped.status_code == 200

@@ -162,5 +162,19 @@ def test_app_flow_in_chromium(server, browser, tmp_path):
         cli_mask = np.asarray(Image.open(out / f"{n}.png")) > 0
         assert _iou(mask, _gt(n)) > 0.85, n
         assert _iou(mask, cli_mask) > 0.99, n
+
+    # "Not my object" on 02.jpg: what was found there becomes a negative example, the photos are searched
+    # again, and 02.jpg is now not found, with the reason on its card
+    page.click("#gallery .card[data-name='02.jpg'] button.not-mine")
+    page.wait_for_function("document.querySelector(\"#gallery .card[data-name='02.jpg']\")?.dataset.present "
+                           "=== 'false'", timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('#gallery .card').length === 2")
+    why = page.inner_text("#gallery .card[data-name='02.jpg'] .why")
+    assert why == "looks like 02.jpg, marked not yours"
+    assert page.inner_text("#gallery .card[data-name='02.jpg'] .badge") == "Not found"
+    assert "not found" in page.inner_text("#gallery-count")
+    if os.environ.get("PERSAM_SCREENSHOTS") == "1":
+        page.wait_for_timeout(1600)
+        page.locator("#gallery").screenshot(path=str(REPO / "docs" / "app_not_mine.png"))
     assert not errors, errors
     page.close()

@@ -41,7 +41,9 @@ def _concept_info(cid: str, persam, extra: dict | None = None) -> dict:
     s = persam.settings
     return {"id": cid, "method": s.method, "model": getattr(persam.predictor.model, "model_name", ""),
             "references": persam.references, "reference_score": persam.reference_score,
-            "download": f"/api/concepts/{cid}/file", "segment": f"/api/concepts/{cid}/segment"} | (extra or {})
+            "negatives": [n.name for n in persam.negatives],
+            "download": f"/api/concepts/{cid}/file", "segment": f"/api/concepts/{cid}/segment",
+            "exclude": f"/api/concepts/{cid}/exclude"} | (extra or {})
 
 
 def api_router(state: PersamApp) -> APIRouter:
@@ -165,5 +167,24 @@ def api_router(state: PersamApp) -> APIRouter:
         if mask_format in ("rle", "both"):
             out["rle"] = await asyncio.to_thread(encode_rle, mask)
         return out
+
+    @router.post("/api/concepts/{cid}/exclude", tags=["api"])
+    async def exclude_photo(
+        cid: str,
+        image: Annotated[UploadFile, File(description="a photo the concept got wrong")],
+    ) -> dict:
+        """Teach the concept what it is not: the object it finds in this photo (another dog, a look-alike)
+        becomes a negative example, and from then on an object more like it than like the reference is
+        absent. The concept's file (``download``) holds it too."""
+        entry = state.concepts.get(cid)
+        name = display_name(image.filename)
+        _, img = await read_image_upload(image, name, config)
+
+        def work() -> None:
+            entry.persam.exclude(img.rgb, name=name)
+            entry.persam.save(entry.path)
+
+        await state.worker.run(work)
+        return _concept_info(cid, entry.persam)
 
     return router

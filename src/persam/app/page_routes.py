@@ -188,6 +188,20 @@ def page_router(state: PersamApp) -> APIRouter:
         start_job(state.worker, job, state.segment_steps(ws, job))
         return job.to_dict()
 
+    @router.post("/api/workspaces/{wid}/targets/{tid}/exclude", tags=["page"])
+    async def exclude_target(wid: str, tid: str) -> dict:
+        """"Not my object": what was found in this photo becomes a negative example of the concept; search
+        the photos again to see the change."""
+        ws = state.workspaces.get(wid)
+        target = ws.targets.get(tid)
+        if target is None:
+            raise NotFound("no such photo")
+        if ws.persam is None:
+            raise InputError("personalize first (mark the object on your photo, then press Personalize)")
+        if ws.active_job("segment"):
+            raise PersamError("wait until the photos being searched are done, then mark the photo again")
+        return await state.worker.run(state.exclude, ws, target)
+
     @router.get("/api/workspaces/{wid}/jobs/{jid}", tags=["page"])
     async def job_status(wid: str, jid: str) -> dict:
         job = state.workspaces.get(wid).jobs.get(jid)
@@ -209,6 +223,7 @@ def page_router(state: PersamApp) -> APIRouter:
             base = f"/api/workspaces/{wid}/targets/{target.id}"
             items.append({"id": target.id, "name": target.name, "score": record.get("score"),
                           "present": bool(record.get("present", True)), "area": record.get("area"),
+                          "rejected_by": record.get("rejected_by"),
                           "overlay": f"{base}/overlay?v={ws.results_version}",
                           "mask": f"{base}/mask?v={ws.results_version}", "photo": f"{base}/photo"})
         return {"items": items, "pending": pending, "personalized": ws.persam is not None}

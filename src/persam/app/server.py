@@ -115,6 +115,16 @@ class PersamApp:
         return {"method": method, "fit_seconds": round(persam.fit_seconds, 3),
                 "seconds": round(time.perf_counter() - start, 3), "reference_score": persam.reference_score}
 
+    def exclude(self, ws: Workspace, target) -> dict:
+        """The object found in ``target`` (a photo of the workspace) is not the user's: a negative example of
+        the workspace's concept, saved; the results are redone with it."""
+        persam = ws.persam
+        persam.exclude(target.path, name=target.name)
+        persam.save(ws.concept_path)
+        with ws.lock:
+            ws.concept_version += 1
+        return {"negatives": [n.name for n in persam.negatives]}
+
     # ---------------------------------------------------------------- jobs
     def segment_steps(self, ws: Workspace, job: Job):
         """One step per photo: an ImageRun over the workspace's targets into its results folder."""

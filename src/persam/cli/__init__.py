@@ -18,7 +18,7 @@ from .commands import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 from .parser import build_parser
 
 COMMANDS = {"segment": commands.cmd_segment, "fit": commands.cmd_fit, "video": commands.cmd_video,
-            "download": commands.cmd_download, "export-results": commands.cmd_export,
+            "download": commands.cmd_download, "exclude": commands.cmd_exclude, "export-results": commands.cmd_export,
             "export": commands.cmd_export_model, "app": cmd_app}
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "build_parser", "main"]

@@ -102,6 +102,32 @@ def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+def cmd_exclude(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..concept import read_concept
+    from ..io import check_writable, load_image
+    from ..method import PerSAM
+
+    concept = Path(args.concept)
+    out = Path(args.output) if args.output else concept
+    if out.suffix.lower() != ".persam":
+        parser.error(f"{out}: a concept file name ends in .persam")
+    if args.output and out.exists() and not args.overwrite and out.resolve() != concept.resolve():
+        raise PersamError(f"{out}: already exists (use --overwrite to replace it)")
+    meta, arrays = read_concept(concept)
+    if args.model and args.model != meta["model"]:
+        raise PersamError(f"{concept}: this concept was made with --model {meta['model']}, not {args.model}")
+    photos = [(Path(p), load_image(p)) for p in args.photos]  # every photo readable before the model loads
+    check_writable(out)
+    sam = _load_model(args, parser, model=meta["model"])
+    persam = PerSAM.from_concept(concept, meta, arrays, sam)
+    for path, rgb in photos:
+        persam.exclude(rgb, name=path.name)
+        _say(f"{path}: what the concept finds there is now a negative example")
+    persam.save(out)
+    _say(f"saved concept {out} ({len(persam.negatives)} negative example(s))")
+    return EXIT_OK
+
+
 def _check_export_options(args: argparse.Namespace) -> list[str]:
     """The export kinds asked for, with their options checked before any work (one-line errors)."""
     from ..exports import parse_exports

@@ -165,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(fit)
     fit.set_defaults(command_name="fit")
 
+    exc = sub.add_parser(
+        "exclude",
+        help="teach a concept what it is not: the object it found in photos it got wrong",
+        description="For each PHOTO (one where the concept found something that is not your object: another dog, "
+        "a look-alike), the object the concept finds there becomes a negative example of CONCEPT: from then on an "
+        "object more like it than like your reference is absent. Writes CONCEPT again (or -o FILE).",
+    )
+    exc.add_argument("concept", metavar="CONCEPT", help="concept file made by 'persam fit' (.persam)")
+    exc.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) the concept got wrong")
+    exc.add_argument("-o", "--output", metavar="FILE", help="write the corrected concept here (default: CONCEPT)")
+    exc.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    exc.add_argument("-q", "--quiet", action="store_true", help="no download progress")
+    _add_model_options(exc)
+    exc.set_defaults(command_name="exclude")
+
     vid = sub.add_parser(
         "video",
         help="segment the object(s) of one frame through a whole video",

@@ -415,8 +415,36 @@ function card(item) {
   fill.style.width = `${Math.round(100 * (item.score || 0))}%`;
   bar.appendChild(fill);
   meta.append(name, line, bar);
+  if (item.present) {
+    // "not my object": what was found here becomes a negative example, and the photos are searched again
+    const wrong = document.createElement("button");
+    wrong.type = "button";
+    wrong.className = "not-mine";
+    wrong.textContent = "Not my object";
+    wrong.title = "persam found something else here: teach it that this is not your object";
+    wrong.addEventListener("click", () => excludePhoto(item, wrong));
+    meta.append(wrong);
+  } else if (item.rejected_by) {
+    const why = document.createElement("div");
+    why.className = "why";
+    why.textContent = `looks like ${item.rejected_by}, marked not yours`;
+    meta.append(why);
+  }
   el.append(a, meta);
   return el;
+}
+
+async function excludePhoto(item, button) {
+  if (state.segmenting) return;
+  button.disabled = true;
+  try {
+    await api("POST", ws(`/targets/${item.id}/exclude`));
+    clearError();
+    await segmentAll();
+  } catch (e) {
+    showError(e.message);
+    button.disabled = false;
+  }
 }
 
 $("#sort").addEventListener("change", renderGallery);
