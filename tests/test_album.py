@@ -237,6 +237,23 @@ def test_extra_instances_must_be_present_on_their_own(sam, ref, monkeypatch):
     assert len(found.instances) == 1 and found.instances[0].box == (10, 10, 40, 40)
 
 
+def test_a_further_instance_like_a_negative_example_is_not_kept(sam, ref, monkeypatch):
+    from persam import negatives
+
+    p = _persam(sam, ref)
+    img = _image(120, 160, 3)
+    boxes = {(20, 20): (10, 10, 40, 40), (120, 80): (100, 60, 140, 100)}
+    _scripted(p, [(20, 20), (120, 80)], boxes, img.shape[:2], monkeypatch)
+    monkeypatch.setattr(presence, "score_result", lambda persam, emb, result, image: 0.9)
+    assert len(AlbumSegmenter(p, instances="all", presence=0.5).segment(img).instances) == 2
+    p.negatives = [negatives.Negative("other.jpg", p.part_features, np.zeros(presence.HISTOGRAM_BINS, np.float32))]
+    # the second object is clearly more like the flagged look-alike than like the reference; the first is not
+    monkeypatch.setattr(negatives, "negative_score",
+                        lambda neg, emb, image, result: 0.99 if result.mask[80, 120] else 0.5)
+    found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
+    assert [i.box for i in found.instances] == [(10, 10, 40, 40)]
+
+
 @pytest.mark.parametrize(("second", "alike", "first_present", "expected"), [
     (0.62, 0.9, True, 2),  # short of 0.7, but above 0.85 x 0.7 and alike the first copy: present
     (0.62, 0.5, True, 1),  # not alike: absent
