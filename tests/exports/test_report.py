@@ -71,6 +71,21 @@ def test_hostile_values_cannot_break_out():
     assert [c["data-name"] for c in parsed.cards] == [evil]
 
 
+def test_a_photo_rejected_by_a_negative_example_says_why():
+    from persam.exports.report import _rejected_note
+
+    assert _rejected_note({"present": False, "rejected_by": "IMG_7.jpg"}) == "looks like IMG_7.jpg, marked not yours"
+    several = {"present": False, "concepts": {"rex": {"rejected_by": "a.jpg"}, "tom": {"present": False}}}
+    assert _rejected_note(several) == "looks like a.jpg, marked not yours"
+    assert _rejected_note({"present": False, "score": 0.2}) == ""
+    card = Card(name="x.jpg", stem="x", present=False, score=0.8, concepts=[], thumb=None, thumb_size=(4, 3),
+                full="f.jpg", note="looks like <b>.jpg, marked not yours")
+    page = render_page([card], [])
+    assert '<div class="why">looks like &lt;b&gt;.jpg, marked not yours</div>' in page
+    assert 'class="why"' not in render_page([Card(name="y.jpg", stem="y", present=False, score=0.1, concepts=[],
+                                                   thumb=None, thumb_size=(4, 3), full="f.jpg")], [])
+
+
 def test_thumbnails_are_small_and_reused(fake_run):
     write_exports(fake_run.out, ["report"])
     thumbs = sorted((fake_run.out / "thumbs").rglob("*.jpg"))

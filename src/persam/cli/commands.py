@@ -124,7 +124,8 @@ def cmd_exclude(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         persam.exclude(rgb, name=path.name)
         _say(f"{path}: what the concept finds there is now a negative example")
     persam.save(out)
-    _say(f"saved concept {out} ({len(persam.negatives)} negative example(s))")
+    _say(f"saved concept {out} ({len(persam.negatives)} negative example(s)); to apply it to photos already "
+         f"searched, run 'persam segment' again with --overwrite (with --cache the photos are not encoded again)")
     return EXIT_OK
 
 

@@ -48,6 +48,15 @@ class Card:
     full: str  # overlay (relative) or the photo (file: URI)
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, href)
     n_instances: int = 0
+    note: str = ""  # why a photo is not found when that is known (a negative example it is like)
+
+
+def _rejected_note(record: dict) -> str:
+    """"looks like X, marked not yours" for a record whose object a negative example rejected (any concept)."""
+    names = [record.get("rejected_by")] + [c.get("rejected_by") for c in (record.get("concepts") or {}).values()
+                                           if isinstance(c, dict)]
+    names = [n for n in names if isinstance(n, str)]
+    return f"looks like {', '.join(dict.fromkeys(names))}, marked not yours" if names else ""
 
 
 def _href(rel: str) -> str:
@@ -154,6 +163,7 @@ class ReportBuilder:
             full=_href(photo.overlay_rel) if has_overlay and photo.overlay_rel else uri,
             links=links,
             n_instances=len(instances),
+            note="" if present else _rejected_note(photo.raw),
         )
         self.cards.append(card)
         return card
@@ -206,7 +216,9 @@ def _card_html(card: Card, index: int) -> str:
         f'<div class="row"><span class="badge {status}">{badge}</span>'
         f'<span class="score" title="score {card.score:.3f}"><span class="bar"><span style="width:{pct:.0f}%">'
         f"</span></span>{card.score:.2f}</span></div>"
-        f'<div class="chips">{chips}</div></div></article>'
+        f'<div class="chips">{chips}</div>'
+        + (f'<div class="why">{_e(card.note)}</div>' if card.note else "")
+        + "</div></article>"
     )
 
 
