@@ -150,15 +150,6 @@ def _one_concept_per_object(candidates: list[_Candidate]) -> tuple[list[_Candida
     return kept, taken_by
 
 
-def _rejected(persam: PerSAM, emb: ImageEmbedding, image: np.ndarray | None, result: Result,
-              score: float) -> str | None:
-    """The concept's negative example (a look-alike flagged as not the object) that ``result`` is more like
-    than it is like the concept, or None (:mod:`persam.negatives`)."""
-    if not persam.negatives:
-        return None
-    return rejected_by(persam.negatives, emb, image, result, score)
-
-
 class AlbumSegmenter:
     """Segments photos for a :class:`ConceptSet`: presence, every instance, several concepts, one encoding.
 
@@ -221,7 +212,8 @@ class AlbumSegmenter:
             sure = max(presence.SURE, self.presence) * ref
             first, score = presence.find(persam, emb, image, gray_zone=(presence.GRAY_FLOOR, sure))
             present = is_present(first, score, ref, self.presence)
-            rejected = _rejected(persam, emb, image, first, score) if present else None
+            # a flagged look-alike (persam.negatives) it is clearly more like: absent, and the record says so
+            rejected = rejected_by(persam.negatives, emb, image, first, score) if present else None
             present = present and rejected is None
             found = [_Candidate(name, score, first)] if present else []
             if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
@@ -291,7 +283,7 @@ class AlbumSegmenter:
             spot[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = True
             if not duplicate and (is_present(result, score, ref, self.presence)
                                   or self._sibling(emb, image, result, score, ref, kept)) \
-                    and _rejected(persam, emb, image, result, score) is None:
+                    and rejected_by(persam.negatives, emb, image, result, score) is None:
                 result.present = True
                 found.append(_Candidate(name, score, result))
                 kept.append(result)
