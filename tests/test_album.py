@@ -248,8 +248,8 @@ def test_a_further_instance_like_a_negative_example_is_not_kept(sam, ref, monkey
     assert len(AlbumSegmenter(p, instances="all", presence=0.5).segment(img).instances) == 2
     p.negatives = [negatives.Negative("other.jpg", p.part_features, np.zeros(presence.HISTOGRAM_BINS, np.float32))]
     # the second object is clearly more like the flagged look-alike than like the reference; the first is not
-    monkeypatch.setattr(negatives, "negative_score",
-                        lambda neg, emb, image, result: 0.99 if result.mask[80, 120] else 0.5)
+    monkeypatch.setattr(negatives, "closest_negative",
+                        lambda negs, emb, image, result: ("other.jpg", 0.99 if result.mask[80, 120] else 0.5))
     found = AlbumSegmenter(p, instances="all", presence=0.5).segment(img)
     assert [i.box for i in found.instances] == [(10, 10, 40, 40)]
 

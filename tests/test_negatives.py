@@ -58,6 +58,9 @@ def test_an_object_scores_one_against_itself_as_negative_and_less_against_anothe
     assert negatives.negative_score(itself, emb, image, result) == pytest.approx(1.0, abs=2e-3)
     assert negatives.negative_score(other, emb, image, result) < 0.5
     assert closest_negative([other, itself], emb, image, result)[0] == "itself"
+    for with_pixels in (image, None):  # the one-pass scores of closest_negative are negative_score's
+        name, best = closest_negative([other, itself], emb, with_pixels, result)
+        assert best == pytest.approx(negatives.negative_score(itself, emb, with_pixels, result), abs=1e-6)
     assert closest_negative([], emb, image, result) is None
     # without the photo's pixels: the parts alone
     assert negatives.negative_score(itself, emb, None, result) == pytest.approx(1.0, abs=2e-3)
@@ -173,12 +176,13 @@ def test_album_calls_a_photo_absent_when_it_is_more_like_a_negative(sam, monkeyp
     before = AlbumSegmenter(p).segment(photo).to_record()
     assert before["present"] is True and "rejected_by" not in before
     p.exclude(photo, name="IMG_0042.jpg")
-    monkeypatch.setattr(negatives, "negative_score", lambda neg, emb, image, result: 0.9 + 2 * MARGIN)
+    monkeypatch.setattr(negatives, "closest_negative",
+                        lambda negs, emb, image, result: (negs[0].name, 0.9 + 2 * MARGIN))
     after = AlbumSegmenter(p).segment(photo)
     record = after.to_record()
     assert record["present"] is False and record["rejected_by"] == "IMG_0042.jpg"
     assert record["area"] == 0 and not after.mask.any() and record["score"] == 0.9  # score kept for ranking
-    monkeypatch.setattr(negatives, "negative_score", lambda neg, emb, image, result: 0.9)  # a tie: still present
+    monkeypatch.setattr(negatives, "closest_negative", lambda negs, emb, image, result: (negs[0].name, 0.9))  # a tie
     assert AlbumSegmenter(p).segment(photo).to_record()["present"] is True
 
 

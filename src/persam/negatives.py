@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .grid import part_features, reference_cells
+from .grid import cells_under, part_features, reference_cells
 from .predictor import ImageEmbedding
 from .results import Result
 
@@ -80,10 +80,18 @@ def negative_score(negative: Negative, emb: ImageEmbedding, image: np.ndarray | 
 
 def closest_negative(negatives: list[Negative], emb: ImageEmbedding, image: np.ndarray | None,
                      result: Result) -> tuple[str, float] | None:
-    """The negative example ``result`` looks most like, with that score; None without negatives."""
+    """The negative example ``result`` looks most like, with that score (each as :func:`negative_score` gives
+    it; the mask's cells and colours taken once for all); None without negatives."""
+    from .presence import colour_agreement, colour_histogram, mutual_parts
+
     if not negatives:
         return None
-    scores = [(n.name, negative_score(n, emb, image, result)) for n in negatives]
+    if result.logits is None or not result.mask.any():
+        return negatives[0].name, 0.0
+    found = cells_under(emb.match_features, result.logits)
+    colours = colour_histogram(image, result.mask) if image is not None else None
+    scores = [(n.name, mutual_parts(n.parts, found) * (colour_agreement(colours, n.colour) if colours is not None
+                                                        else 1.0)) for n in negatives]
     return max(scores, key=lambda item: item[1])
 
 

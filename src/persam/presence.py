@@ -133,7 +133,12 @@ def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, 
     Reference -> mask: is every part of my object there? Mask -> reference: is everything found part of my
     object? 0 for an empty mask.
     """
-    found = cells_under(features, logits)  # (C, M)
+    return mutual_parts(part_features, cells_under(features, logits))
+
+
+def mutual_parts(part_features: torch.Tensor, found: torch.Tensor) -> float:
+    """:func:`mutual_part_similarity` of cells already taken from under a mask (``found``: (C, M), unit length,
+    as :func:`persam.grid.cells_under` gives them): for scoring one mask against several objects."""
     if found.shape[1] == 0 or part_features.shape[0] == 0:
         return 0.0
     sim = part_features.float().to(found) @ found  # (N, M)
