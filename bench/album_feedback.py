@@ -1,7 +1,7 @@
 """Benchmark: "not my dog" -- presence on the DreamBooth album after a person flags the look-alikes it took.
 
     python bench/album_feedback.py [ALBUM_DIR] [--rounds 2] [--cache DIR] [--threads 2] [--subjects S ...]
-                                   [--runtime openvino] [--precision mixed]
+                                   [--runtime openvino] [--precision mixed] [--margin 0.03]
 
 The album protocol of ``bench/album.py`` (per subject a concept from ``00.jpg`` and its RefMask, every other
 photo a target, the subject's own photos the positives), decided as ``persam segment --concept C`` decides
@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import album as album_bench  # noqa: E402  (the bench folder is not a package)
 
-from persam import PerSAM  # noqa: E402
+from persam import PerSAM, negatives  # noqa: E402
 from persam.album import AlbumSegmenter  # noqa: E402
 from persam.io import load_image, load_reference_mask  # noqa: E402
 from persam.loading import load_sam  # noqa: E402
@@ -54,7 +54,10 @@ def main() -> None:
     ap.add_argument("--subjects", nargs="+")
     ap.add_argument("--runtime", default="openvino", help="as persam segment runs it (default: %(default)s)")
     ap.add_argument("--precision", default="mixed")
+    ap.add_argument("--margin", type=float, help="the rejection margin (default: persam.negatives.MARGIN)")
     args = ap.parse_args()
+    if args.margin is not None:
+        negatives.MARGIN = args.margin
     torch.set_num_threads(args.threads)
     root = args.album
     predictor = SamPredictor(load_sam("vit_t", progress=False, runtime=args.runtime, precision=args.precision))
@@ -84,7 +87,7 @@ def main() -> None:
         print(f"{s}: flagged {flagged or 'none'}", file=sys.stderr, flush=True)
 
     print(f"album: {root} ({len(subjects)} concepts, {len(names)} photos); {args.runtime} {args.precision}; "
-          f"one photo flagged per concept and round (the best-scoring wrong one)\n")
+          f"one photo flagged per concept and round (the best-scoring wrong one); margin {negatives.MARGIN}\n")
     print("| round | photos flagged | precision / recall (flagged photos left out) | "
           "only the flagged photos corrected | false positives / misses |")
     print("|---|---|---|---|---|")
