@@ -82,7 +82,7 @@ def closest_negative(negatives: list[Negative], emb: ImageEmbedding, image: np.n
                      result: Result) -> tuple[str, float] | None:
     """The negative example ``result`` looks most like, with that score (each as :func:`negative_score` gives
     it; the mask's cells and colours taken once for all); None without negatives."""
-    from .presence import colour_agreement, colour_histogram, mutual_parts
+    from .presence import colour_histogram, likeness_of_cells
 
     if not negatives:
         return None
@@ -90,8 +90,7 @@ def closest_negative(negatives: list[Negative], emb: ImageEmbedding, image: np.n
         return negatives[0].name, 0.0
     found = cells_under(emb.match_features, result.logits)
     colours = colour_histogram(image, result.mask) if image is not None else None
-    scores = [(n.name, mutual_parts(n.parts, found) * (colour_agreement(colours, n.colour) if colours is not None
-                                                        else 1.0)) for n in negatives]
+    scores = [(n.name, likeness_of_cells(n.parts, n.colour, found, colours)) for n in negatives]
     return max(scores, key=lambda item: item[1])
 
 

@@ -170,10 +170,18 @@ def likeness(part_features: torch.Tensor, histogram: np.ndarray | None, emb: Ima
     a negative example (:mod:`persam.negatives`) is scored the same way."""
     if result.logits is None or not result.mask.any():
         return 0.0
-    parts = mutual_part_similarity(part_features, emb.match_features, result.logits)
-    if image is None or histogram is None:
+    colours = colour_histogram(image, result.mask) if image is not None and histogram is not None else None
+    return likeness_of_cells(part_features, histogram, cells_under(emb.match_features, result.logits), colours)
+
+
+def likeness_of_cells(part_features: torch.Tensor, histogram: np.ndarray | None, found: torch.Tensor,
+                      colours: np.ndarray | None) -> float:
+    """:func:`likeness` of a mask whose cells ``found`` (C, M) and colour histogram ``colours`` are already
+    taken (None: the parts alone): for scoring one mask against several objects."""
+    parts = mutual_parts(part_features, found)
+    if colours is None or histogram is None:
         return parts
-    return parts * colour_agreement(colour_histogram(image, result.mask), histogram)
+    return parts * colour_agreement(colours, histogram)
 
 
 def presence_score(persam, emb: ImageEmbedding, image: np.ndarray, result, reference_histogram: np.ndarray) -> float:
