@@ -7,7 +7,8 @@ Per subject of a DreamBooth-album layout (``Images/<subject>/NN.jpg``, ``RefMask
 album (every subject shares one embedding cache, so only the first run encodes). Targets: every photo but the
 subject's own ``00.jpg``; positives: the subject's other photos. Prints, per subject, average precision and
 AUROC of the ranking by score and precision / recall of the ``present`` decision, then the means, the pooled
-precision / recall, seconds per photo per concept with and without the cache, and the peak memory of the runs.
+precision / recall (and what they were before the album check), seconds per photo per concept with and without
+the cache, and the peak memory of the runs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     images = args.album / "Images"
     subjects = args.subjects or sorted(p.name for p in images.iterdir() if p.is_dir())
     cache, concepts = args.out / "cache", args.out / "concepts"
-    rows, pooled, seconds = [], [], {"first": [], "cached": []}
+    rows, pooled, before, seconds = [], [], [], {"first": [], "cached": []}
     for n, subject in enumerate(subjects):
         concept = concepts / f"{subject}.persam"
         persam("fit", "--ref", str(images / subject / "00.jpg"), "--ref-mask", str(args.album / "RefMasks" /
@@ -64,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         labels = np.array([Path(r["image"]).parent.name == subject for r in targets])
         scores = np.array([r["score"] for r in targets])
         present = np.array([bool(r["present"]) for r in targets])
+        # before the album check: what the search decided (the check keeps it in album_check)
+        searched = present | np.array([(r.get("album_check") or {}).get("present") is False for r in targets])
         tp, fp, fn = int((present & labels).sum()), int((present & ~labels).sum()), int((~present & labels).sum())
         rows.append((subject, average_precision(scores, labels), auroc(scores, labels), tp, fp, fn))
         pooled.append((tp, fp, fn))
+        before.append((int((searched & labels).sum()), int((searched & ~labels).sum()),
+                       int((~searched & labels).sum())))
         seconds["first" if n == 0 else "cached"].append(wall / len(records))
         print(f"  {subject}: AP {rows[-1][1]:.3f}  found {tp + fp} (own {tp} of {tp + fn})  {wall:.0f} s",
               file=sys.stderr)
@@ -77,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     for subject, ap_, au, tp, fp, fn in rows:
         print(f"| {subject} | {ap_:.3f} | {au:.3f} | {tp / max(tp + fp, 1):.2f} | {tp / max(tp + fn, 1):.2f} |")
     tp, fp, fn = (sum(x) for x in zip(*pooled, strict=True))
+    pooled_fp, pooled_fn = fp, fn
     print(f"| **mean / pooled** | **{np.mean([r[1] for r in rows]):.3f}** | **{np.mean([r[2] for r in rows]):.3f}** |"
           f" **{tp / max(tp + fp, 1):.3f}** | **{tp / max(tp + fn, 1):.3f}** |")
+    tp, fp, fn = (sum(x) for x in zip(*before, strict=True))
+    print(f"\nBefore the album check (each photo on its own): precision {tp / max(tp + fp, 1):.3f}, recall "
+          f"{tp / max(tp + fn, 1):.3f} ({fp} false positives, {fn} misses); after: {pooled_fp} / {pooled_fn}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     first = f"{np.mean(seconds['first']):.2f}" if seconds["first"] else "-"
     cached = f"{np.mean(seconds['cached']):.2f}" if seconds["cached"] else "-"

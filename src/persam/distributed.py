@@ -150,6 +150,18 @@ class RaySummary(RunSummary):
     first_result_seconds: float = 0.0  # from submitting the dataset to the first photo back: actors and models
     parquet: Path | None = None
     actors: int = 0
+    album_check: Any = None  # the album check's CheckSummary (persam.runs.album_check), when it ran
+
+
+def _driver_segmenter(concepts: list[tuple[str, str, dict, dict]], loader: Callable[[str], Any],
+                      options: dict[str, Any]):
+    """The run's segmenter on the driver (for the album check): the concepts and options the actors have."""
+    from .album import AlbumSegmenter, ConceptSet
+    from .method import PerSAM
+
+    sam = loader(concepts[0][2]["model"])
+    return AlbumSegmenter(ConceptSet({name: PerSAM.from_concept(path, meta, arrays, sam)
+                                      for name, path, meta, arrays in concepts}), **options)
 
 
 def _read_concepts(concepts: Sequence[str | os.PathLike], model: str | None) -> list[tuple[str, str, dict, dict]]:
@@ -214,6 +226,7 @@ def segment_on_ray(
     num_cpus: int | None = None,
     object_store_memory: int | None = None,
     progress: bool = False,
+    album_check: bool = True,
     on_start: Callable[[ImageRun], None] | None = None,
     on_event: Callable[[ImageDone | ImageFailed], None] | None = None,
 ) -> RaySummary:
@@ -226,7 +239,8 @@ def segment_on_ray(
     cores each take ``batch_size`` photos at a time. ``loader`` (picklable, model name -> SAM) replaces the
     :class:`ModelLoader` built from ``checkpoint``, ``device``, ``runtime`` and ``precision``. ``on_start``
     sees the planned run (what is to do, what was already done) and ``on_event`` every photo as it is
-    written: a shell's progress bar.
+    written: a shell's progress bar. ``album_check``: once the photos are done, the album check of a local run
+    (:meth:`ImageRun.check_album`), on the driver with a model of its own (one concept only).
     """
     ray = require_ray()
     if actors < 1 or batch_size < 1 or cpus_per_actor <= 0:
@@ -253,9 +267,12 @@ def segment_on_ray(
                     init["address"] = address
                 ray.init(**init)
             summary.startup_seconds = time.perf_counter() - start
+            loader = loader or ModelLoader(checkpoint, device, runtime, precision)
             try:
-                _run(ray, run, read, loader or ModelLoader(checkpoint, device, runtime, precision), options,
-                     actors, cpus_per_actor, batch_size, progress, summary, on_event)
+                _run(ray, run, read, loader, options, actors, cpus_per_actor, batch_size, progress, summary,
+                     on_event)
+                if album_check and len(read) == 1:  # on the driver, as a local run does after its photos
+                    summary.album_check = run.check_album(_driver_segmenter(read, loader, options))
             finally:
                 if started_here:
                     ray.shutdown()

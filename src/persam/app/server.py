@@ -134,11 +134,14 @@ class PersamApp:
         persam, version = ws.persam, ws.concept_version
         with ImageRun([ws.targets_dir], ws.results_dir, overwrite=ws.results_version != version) as run:
             ws.results_version = version
-            job.total = len(run)
+            job.total = len(run) + 1  # the photos, then the album check
             segmenter = AlbumSegmenter(persam)
             for event in run.run(segmenter):
                 name = event.source.name
                 yield f"{name}: {'done' if isinstance(event, ImageDone) else event.message}"
+            checked = run.check_album(segmenter)  # the last step: a photo looked at against the whole album
+            yield (f"album check: {len(checked.turned_absent)} photo(s) much less like it than its best ones, "
+                   "absent" if checked.turned_absent else "album check: no change")
 
     def video_steps(self, ws: Workspace, job: Job):
         """One step per frame: a VideoRun from the first frame's mask, with an H.264 preview."""

@@ -213,6 +213,7 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         segmenter = AlbumSegmenter(ConceptSet(persams), instances=args.instances, max_instances=args.max_instances,
                                    presence=args.presence, cache=args.cache)
         done = failed = present = 0
+        written: set[str] = set()  # this run's photos (their mask paths), for the album check's count
         start = time.perf_counter()
         bar = tqdm(total=len(run), desc="segmenting", unit="img", disable=args.quiet, file=sys.stderr)
         try:
@@ -220,6 +221,7 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 if isinstance(event, ImageDone):
                     done += 1
                     present += bool(event.record.get("present"))
+                    written.add(event.record["mask"])
                 else:
                     failed += 1
                     tqdm.write(f"persam: skipped: {event.message}", file=sys.stderr)
@@ -229,10 +231,13 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             _say(f"interrupted; finished results are kept in {out}/, rerun to continue")
             return EXIT_INTERRUPTED
         bar.close()
+        checked = None if args.no_album_check else run.check_album(segmenter)
+        present -= _say_album_check(checked, written)
         msg = (f"segmented {done} image(s) into {out}/ in {time.perf_counter() - start:.1f} s; "
                f"{'a concept' if len(persams) > 1 else 'the object'} present in {present} of {done}")
         if run.already_done:
             msg += f"; {run.already_done} already done"
+        msg += _album_check_note(checked)
         if failed:
             msg += f"; {failed} failed (see above)"
         if segmenter.cache is not None:
@@ -240,6 +245,25 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         _say(msg)
         _write_exports(args, out, kinds)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _say_album_check(checked, written: set[str]) -> int:
+    """Warn about photos the album check could not read again; how many of this run's photos (``written``:
+    their mask paths) it turned absent."""
+    if checked is None:
+        return 0
+    for line in checked.skipped:
+        _say(f"warning: {line}")
+    return len(written.intersection(checked.turned_absent))
+
+
+def _album_check_note(checked) -> str:
+    """The album check's part of a run's closing line ("" when it changed nothing)."""
+    if checked is None or not (checked.turned_absent or checked.restored):
+        return ""
+    note = (f"; album check: {len(checked.turned_absent)} photo(s) much less like it than its {checked.views} "
+            "best here, now absent")
+    return note + (f", {len(checked.restored)} present again" if checked.restored else "")
 
 
 def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

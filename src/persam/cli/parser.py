@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "palette PNGs of instance ids)")
     album.add_argument("--max-instances", type=int, default=5, metavar="N",
                        help="with --instances all: at most N instances per concept and photo (default 5)")
+    album.add_argument("--no-album-check", action="store_true",
+                       help="decide every photo on its own: by default, once all photos are done, a photo is "
+                            "called absent when the object there is much less like it than in the album's best "
+                            "photos (one concept only)")
     album.add_argument("--cache", metavar="DIR",
                        help="keep image embeddings in DIR, so that another concept (or a rerun) over the same "
                             "photos skips the image encoder")

@@ -21,7 +21,16 @@ def run_on_ray(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     from ..distributed import RESULTS_PARQUET, require_ray, segment_on_ray
     from ..runs import ImageDone
-    from .commands import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, _check_export_options, _say, _write_exports
+    from .commands import (
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        EXIT_SOME_FAILED,
+        _album_check_note,
+        _check_export_options,
+        _say,
+        _say_album_check,
+        _write_exports,
+    )
 
     if any(getattr(args, name, None) for name in _REFERENCE_OPTIONS):
         parser.error("--ray segments with concept files: make one with 'persam fit', then give --concept FILE")
@@ -51,8 +60,12 @@ def run_on_ray(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             bar = tqdm(total=len(run.todo), desc="segmenting on Ray", unit="img", disable=args.quiet,
                        file=sys.stderr)
 
+    written: set[str] = set()  # this run's photos (their mask paths), for the album check's count
+
     def on_event(event) -> None:
-        if not isinstance(event, ImageDone):
+        if isinstance(event, ImageDone):
+            written.add(event.record["mask"])
+        else:
             tqdm.write(f"persam: skipped: {event.message}", file=sys.stderr)
         if bar is not None:
             bar.update(1)
@@ -64,7 +77,7 @@ def run_on_ray(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             cpus_per_actor=args.threads or 1, overwrite=args.overwrite, overlays=not args.no_overlay,
             instances=args.instances, max_instances=args.max_instances, presence=args.presence, cache=args.cache,
             model=args.model, checkpoint=args.checkpoint, device=args.device, runtime=args.runtime,
-            precision=args.precision, on_start=on_start, on_event=on_event)
+            precision=args.precision, album_check=not args.no_album_check, on_start=on_start, on_event=on_event)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -76,6 +89,7 @@ def run_on_ray(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if not summary.done and not summary.failed:
         _say(f"all {summary.already_done} images already done in {out}/ (use --overwrite to redo)")
     else:
+        summary.present -= _say_album_check(summary.album_check, written)
         msg = (f"segmented {summary.done} image(s) into {out}/ on Ray with {summary.actors} actor(s) in "
                f"{summary.seconds:.1f} s (Ray start {summary.startup_seconds:.1f} s, first result after "
                f"{summary.first_result_seconds:.1f} s); "
@@ -83,6 +97,7 @@ def run_on_ray(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                f"{summary.done}")
         if summary.already_done:
             msg += f"; {summary.already_done} already done"
+        msg += _album_check_note(summary.album_check)
         if summary.failed:
             msg += f"; {summary.failed} failed (see above)"
         _say(msg + f"; table: {out}/{RESULTS_PARQUET}")

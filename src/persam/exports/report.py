@@ -59,6 +59,18 @@ def _rejected_note(record: dict) -> str:
     return f"looks like {', '.join(dict.fromkeys(names))}, marked not yours" if names else ""
 
 
+def _album_check_note(record: dict) -> str:
+    """Why the album check (persam.album_check) called a photo absent that the search had found."""
+    check = record.get("album_check")
+    if not isinstance(check, dict) or check.get("present") is not False:
+        return ""
+    note = "found, but much less like it than its best photos here"
+    try:
+        return f"{note} ({check['score']:.2f} < {check['threshold']:.2f})"
+    except (KeyError, TypeError, ValueError):
+        return note
+
+
 def _href(rel: str) -> str:
     """A relative link that survives any file name ('#', '?', '%', spaces, quotes)."""
     return quote(rel, safe="/")
@@ -163,7 +175,7 @@ class ReportBuilder:
             full=_href(photo.overlay_rel) if has_overlay and photo.overlay_rel else uri,
             links=links,
             n_instances=len(instances),
-            note="" if present else _rejected_note(photo.raw),
+            note="" if present else (_rejected_note(photo.raw) or _album_check_note(photo.raw)),
         )
         self.cards.append(card)
         return card

@@ -153,6 +153,18 @@ class ImageRun:
                 continue
             yield ImageDone(src, self.writer.write(src, stem, image, result, t0), result)
 
+    def check_album(self, segmenter):
+        """Once every photo is done: the album check (:mod:`persam.runs.album_check`) over every record of
+        the folder with ``segmenter`` (the :class:`~persam.album.AlbumSegmenter` the photos were segmented
+        with); a :class:`~persam.runs.album_check.CheckSummary`."""
+        from ..album import AlbumSegmenter, ConceptSet
+        from ..method import PerSAM
+        from .album_check import check_run
+
+        if isinstance(segmenter, (PerSAM, ConceptSet)):
+            segmenter = AlbumSegmenter(segmenter)
+        return check_run(self.output, self.results_path, segmenter, self.writer.overlays)
+
 
 class PhotoWriter:
     """Writes one photo's outputs into a folder the way every run does: the mask (0/255, or a palette PNG of

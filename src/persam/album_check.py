@@ -1,0 +1,85 @@
+"""A second look at an album's present photos: is each one about as like the object as the album's best matches?
+
+One photo at a time, a look-alike (the neighbour's dog) can score above the presence threshold: MobileSAM's
+features say "a dog" more than "this dog". Across the album there is more to go on: the photos a concept is
+*sure* of (a score of at least :data:`VIEW_SCORE` x its reference's, the reference photo itself aside) show
+the object in this album's light and poses. The check takes up to :data:`VIEWS` of them as extra views of
+the object (average query expansion, Chum et al., "Total Recall", ICCV 2007): every present photo's album
+score is the mean of its own score and its likeness to each view but itself
+(:func:`persam.presence.likeness_of_cells`: parts both ways x colours), and it stays present when that is at
+least :data:`RATIO` x the views' own scores (and never below the presence threshold). It only ever turns
+present photos absent, and with no sure photo it changes nothing (measured in ``bench/album_expansion.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import presence
+from .grid import part_features, reference_cells
+from .predictor import ImageEmbedding
+
+#: the album's best photos taken as extra views of the object, at most
+VIEWS = 3
+#: a photo is a view when its score is at least this x the concept's reference score: the score persam's
+#: search calls sure (no other candidate looked at)
+VIEW_SCORE = presence.SURE
+#: ... and below this: a photo scoring about what the reference scores itself is the reference photo (or a
+#: copy of it), which shows nothing new of the object and would only raise the bar
+COPY_SCORE = 0.97
+#: a present photo stays present when its album score is at least this x the views' mean score (chosen on
+#: the DreamBooth album with bench/album_expansion.py, see the README's albums section)
+RATIO = 0.85
+
+
+@dataclass
+class Found:
+    """What a concept found in one present photo, for the check."""
+
+    key: Hashable  # the caller's name for it (photo, concept)
+    score: float  # its presence score / the concept's reference score
+    cells: torch.Tensor  # (C, M) unit-length feature cells under its mask
+    colour: np.ndarray  # its colour histogram (presence.colour_histogram)
+
+
+@dataclass
+class Verdict:
+    """The check's answer for one present photo."""
+
+    present: bool
+    score: float  # the album score: the mean of its score and its likeness to each view
+    threshold: float
+
+
+def describe(emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray, img_size: int,
+             threshold: float) -> tuple[torch.Tensor, np.ndarray]:
+    """The cells (C, M) and colour histogram of the object under ``mask`` in an encoded photo, taken as a
+    reference's are (so that a found object can serve as a view of it)."""
+    cells = part_features(reference_cells(emb, mask, img_size, threshold)).T
+    return cells, presence.colour_histogram(image, mask)
+
+
+def choose_views(found: Sequence[Found], views: int = VIEWS, view_score: float = VIEW_SCORE) -> list[Found]:
+    """The album's best photos that are sure enough to serve as extra views of the object, best first."""
+    fresh = [f for f in found if view_score <= f.score < COPY_SCORE]
+    return sorted(fresh, key=lambda f: -f.score)[:views]
+
+
+def check(found: Sequence[Found], threshold: float, views: int = VIEWS, view_score: float = VIEW_SCORE,
+          ratio: float = RATIO) -> dict[Hashable, Verdict]:
+    """The verdict on every present photo of one concept (``found``), with ``threshold`` the album's presence
+    threshold (x the reference score); empty when no photo is sure enough to serve as a view."""
+    chosen = choose_views(found, views, view_score)
+    if not chosen:
+        return {}
+    bar = max(threshold, ratio * float(np.mean([v.score for v in chosen])))
+    verdicts = {}
+    for f in found:
+        likes = [presence.likeness_of_cells(v.cells.T, v.colour, f.cells, f.colour) for v in chosen if v is not f]
+        score = (f.score + sum(likes)) / (1 + len(likes))
+        verdicts[f.key] = Verdict(score >= bar, score, bar)
+    return verdicts

@@ -1,0 +1,98 @@
+"""The album check (persam.album_check): which photos are views, who stays present, and the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from persam import presence
+from persam.album_check import COPY_SCORE, RATIO, VIEW_SCORE, Found, check, choose_views, describe
+from persam.predictor import ImageEmbedding
+
+from .conftest import SHARED_DATA, require_data
+
+COLOUR = np.full(presence.HISTOGRAM_BINS, 1.0 / presence.HISTOGRAM_BINS, np.float32)
+
+
+def _cells(direction: int, n: int = 6, seed: int = 0) -> torch.Tensor:
+    """(C, n) unit cells close to one axis of an 8-channel feature space: one object's parts."""
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.zeros(8, n)
+    cells[direction] = 1.0
+    return F.normalize(cells + 0.05 * torch.randn(8, n, generator=g), dim=0)
+
+
+def _found(key: str, score: float, direction: int = 0) -> Found:
+    return Found(key, score, _cells(direction, seed=hash(key) % 100), COLOUR)
+
+
+def test_views_are_the_best_sure_photos_but_not_the_reference_itself():
+    found = [_found("ref-photo", 0.999), _found("a", 0.9), _found("b", 0.85), _found("c", 0.82),
+             _found("d", 0.81), _found("unsure", VIEW_SCORE - 0.01)]
+    assert [f.key for f in choose_views(found)] == ["a", "b", "c"]
+    assert COPY_SCORE <= 0.999
+    assert choose_views([_found("unsure", 0.79), _found("ref-photo", 0.99)]) == []
+
+
+def test_a_look_alike_unlike_the_albums_sure_photos_turns_absent_and_the_objects_own_photos_stay():
+    views = [_found("a", 0.9), _found("b", 0.88), _found("c", 0.85)]
+    own = _found("own", 0.72)  # only just present on its own, but it looks like the views
+    look_alike = _found("other dog", 0.82, direction=3)  # scores higher on its own: another object's parts
+    verdicts = check(views + [own, look_alike], threshold=0.7)
+    assert verdicts["own"].present and all(verdicts[k].present for k in "abc")
+    assert not verdicts["other dog"].present
+    bar = RATIO * np.mean([0.9, 0.88, 0.85])
+    assert verdicts["other dog"].threshold == pytest.approx(bar)
+    assert verdicts["other dog"].score < bar <= verdicts["own"].score
+
+
+def test_the_bar_is_never_below_the_presence_threshold_and_without_views_nothing_changes():
+    views = [_found("a", 0.8), _found("b", 0.8)]
+    assert check(views + [_found("x", 0.7)], threshold=0.75)["a"].threshold == pytest.approx(0.75)
+    assert check([_found("x", 0.75), _found("y", 0.72, direction=2)], threshold=0.7) == {}
+
+
+def test_describe_takes_a_found_object_as_a_reference_is_taken():
+    emb = ImageEmbedding(torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(0)), (64, 64), (64, 64))
+    mask = np.zeros((64, 64), bool)
+    mask[:32, :32] = True
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:32, :32] = (200, 120, 40)
+    cells, colour = describe(emb, image, mask, img_size=64, threshold=0.5)
+    assert cells.shape == (8, 64)  # the 8 x 8 cells of the top-left quarter, one column each
+    assert torch.allclose(cells.norm(dim=0), torch.ones(64), atol=1e-2)
+    assert colour.shape == (presence.HISTOGRAM_BINS,) and colour.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_album_check_turns_the_other_dogs_photos_absent_with_mobilesam(mobilesam, tmp_path):
+    """A corgi concept over an album of its own photos and a chow's: on its own each chow photo passes (the
+    two dogs share colours and, in MobileSAM's features, parts); the check against the corgi's sure photos
+    turns them absent and keeps the corgi's."""
+    import json
+    import shutil
+
+    from persam.album import AlbumSegmenter
+    from persam.method import PerSAM
+    from persam.runs import ImageRun
+
+    album = require_data(SHARED_DATA / "dreambooth-album")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for subject, numbers in (("dog", ("01", "02", "03", "04")), ("dog2", ("03", "04", "05"))):
+        for n in numbers:
+            shutil.copy(album / "Images" / subject / f"{n}.jpg", photos / f"{subject}_{n}.jpg")
+    corgi = PerSAM.from_reference(album / "Images" / "dog" / "00.jpg", album / "RefMasks" / "dog.png", sam=mobilesam)
+    segmenter = AlbumSegmenter(corgi)
+    with ImageRun([photos], tmp_path / "out", overlays=False) as run:
+        list(run.run(segmenter))
+        searched = {json.loads(line)["mask"]: json.loads(line)["present"]
+                    for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()}
+        summary = run.check_album(segmenter)
+    records = {r["mask"]: r for r in map(json.loads, (tmp_path / "out" / "results.jsonl").read_text().splitlines())}
+    chows = [m for m in records if m.startswith("dog2")]
+    assert any(searched[m] for m in chows)  # the chow passes on its own ...
+    assert summary.views >= 2 and set(summary.turned_absent) == {m for m in chows if searched[m]}
+    assert not any(records[m]["present"] for m in chows)  # ... and not against the corgi's sure photos
+    assert all(records[m]["present"] for m in records if m.startswith("dog_"))
