@@ -300,7 +300,7 @@ def test_workspace_flow_names_and_cleanup(client):
 
     job = client.post(f"{base}/segment").json()
     job = _wait(client, f"{base}/jobs/", job)
-    assert job["status"] == "done" and job["done"] == 5, job
+    assert job["status"] == "done" and job["done"] == job["total"] == 6, job  # 5 photos, then the album check
     res = client.get(f"{base}/results").json()
     assert res["pending"] == 0 and len(res["items"]) == 5
     item = res["items"][0]
@@ -318,8 +318,8 @@ def test_workspace_flow_names_and_cleanup(client):
     assert r.json()["negatives"] == [ws.targets[tid].name] and ws.concept_version == version + 1
     assert client.post(f"{base}/targets/t999/exclude").status_code == 404
     job = _wait(client, f"{base}/jobs/", client.post(f"{base}/segment").json())
-    assert job["status"] == "done" and job["done"] == 5, job
-    assert {"rejected_by"} <= set(client.get(f"{base}/results").json()["items"][0])
+    assert job["status"] == "done" and job["done"] == 6, job
+    assert {"rejected_by", "unlike_album"} <= set(client.get(f"{base}/results").json()["items"][0])
 
     zipped = client.get(f"{base}/download.zip")
     assert zipped.status_code == 200

@@ -59,7 +59,8 @@ def _build_zip(ws: Workspace) -> Path:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=3) as zf:
             for path in sorted(ws.results_dir.rglob("*")):
                 rel = path.relative_to(ws.results_dir)
-                if not path.is_file() or path.name.startswith(".") or rel.name == "results.jsonl":
+                hidden = any(part.startswith(".") for part in rel.parts)  # also .persam-check/: run state
+                if not path.is_file() or hidden or rel.name == "results.jsonl":
                     continue
                 kind = zipfile.ZIP_STORED if path.suffix in (".jpg", ".png") else zipfile.ZIP_DEFLATED
                 zf.write(path, f"persam-results/{rel.as_posix()}", compress_type=kind)
@@ -224,6 +225,8 @@ def page_router(state: PersamApp) -> APIRouter:
             items.append({"id": target.id, "name": target.name, "score": record.get("score"),
                           "present": bool(record.get("present", True)), "area": record.get("area"),
                           "rejected_by": record.get("rejected_by"),
+                          # found, but the album check (persam.album_check) found it much less like the object
+                          "unlike_album": (record.get("album_check") or {}).get("present") is False,
                           "overlay": f"{base}/overlay?v={ws.results_version}",
                           "mask": f"{base}/mask?v={ws.results_version}", "photo": f"{base}/photo"})
         return {"items": items, "pending": pending, "personalized": ws.persam is not None}

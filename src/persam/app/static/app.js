@@ -424,10 +424,11 @@ function card(item) {
     wrong.title = "persam found something else here: teach it that this is not your object";
     wrong.addEventListener("click", () => excludePhoto(item, wrong));
     meta.append(wrong);
-  } else if (item.rejected_by) {
+  } else if (item.rejected_by || item.unlike_album) {
     const why = document.createElement("div");
     why.className = "why";
-    why.textContent = `looks like ${item.rejected_by}, marked not yours`;
+    why.textContent = item.rejected_by ? `looks like ${item.rejected_by}, marked not yours`
+      : "found, but much less like it than its best photos here";
     meta.append(why);
   }
   el.append(a, meta);
