@@ -13,7 +13,9 @@ found object's cells and colours are kept, and the decisions below are all made 
   best photos scoring at least ``sure`` x the reference's join the reference as extra views, and every photo's
   score becomes the mean of its likeness to the reference and to each view other than itself; same threshold;
 * ``album-relative threshold``: the same expansion, and present when the score >= max(``floor``,
-  ``alpha`` x the views' mean score): "about as good as this album's best matches".
+  ``alpha`` x the views' mean score): "about as good as this album's best matches";
+* ``album check``: what runs do (:mod:`persam.album_check`): the album-relative rule with views from sure
+  photos only, and it only turns photos absent that were present on their own.
 
 For each, precision / recall pooled over every concept x photo pair; the album-relative rule also with its five
 settings chosen leave-one-subject-out (best pooled F1 on the other 14 subjects); and, because a rule that looks
@@ -37,6 +39,7 @@ import album as album_bench  # noqa: E402  (the bench folder is not a package)
 
 from persam import PerSAM, presence  # noqa: E402
 from persam.album import DEFAULT_PRESENCE  # noqa: E402
+from persam.album_check import RATIO, Found, check  # noqa: E402
 from persam.grid import cells_under  # noqa: E402
 from persam.io import load_image, load_reference_mask  # noqa: E402
 from persam.loading import load_sam  # noqa: E402
@@ -107,6 +110,30 @@ def pooled(albums: list[Album], rule: Rule, without_own: bool = False) -> tuple[
     return p, r, int((present & ~positive).sum())
 
 
+def check_decisions(albums: list[Album], without_own: bool = False,
+                    ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """(present, positive) per photo after :func:`persam.album_check.check` as runs apply it (it only turns
+    present photos absent), on the same masks."""
+    present, positive = [], []
+    for a in albums:
+        found = [Found(n, v["score"], v["cells"].float(), v["colour"]) for n, v in a.photos.items()
+                 if v["score"] >= DEFAULT_PRESENCE and v["cells"] is not None
+                 and not (without_own and a.positive(n))]
+        verdicts = check(found, DEFAULT_PRESENCE, ratio=ratio)
+        kept = {f.key for f in found if f.key not in verdicts or verdicts[f.key].present}
+        names = [n for n in a.photos if not (without_own and a.positive(n))]
+        present += [n in kept for n in names]
+        positive += [a.positive(n) for n in names]
+    return np.array(present), np.array(positive)
+
+
+def album_check(albums: list[Album], without_own: bool = False, ratio: float = RATIO) -> tuple[float, float, int]:
+    """Precision, recall and false positives of the album check, pooled."""
+    present, positive = check_decisions(albums, without_own, ratio)
+    p, r = album_bench.precision_recall(present, positive)
+    return p, r, int((present & ~positive).sum())
+
+
 def f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
@@ -152,6 +179,18 @@ def main() -> None:
         p, r, fp = pooled(albums, rule)
         print(f"| {label} | {p:.3f} / {r:.3f} | {fp} | {pooled(albums, rule, without_own=True)[2]} |")
     print(f"| album-relative, settings chosen leave-one-subject-out | {loso_p:.3f} / {loso_r:.3f} | | |")
+    ratios = (0.8, RATIO, 0.88, 0.9)
+    held = [check_decisions([a], ratio=max(ratios, key=lambda q, i=i: f1(*album_check(albums[:i] + albums[i + 1:],
+                                                                                        ratio=q)[:2])))
+            for i, a in enumerate(albums)]
+    held_p, held_r = album_bench.precision_recall(np.concatenate([d for d, _ in held]),
+                                                  np.concatenate([p for _, p in held]))
+    for ratio in (0.8, RATIO, 0.88):
+        p, r, fp = album_check(albums, ratio=ratio)
+        label = f"album check, ratio {ratio}" + (" (**default**: persam.album_check)" if ratio == RATIO else "")
+        print(f"| {label} | {p:.3f} / {r:.3f} | {fp} | {album_check(albums, True, ratio)[2]} |")
+    print(f"| album check, ratio ({', '.join(map(str, ratios))}) chosen leave-one-subject-out | "
+          f"{held_p:.3f} / {held_r:.3f} | | |")
 
 
 if __name__ == "__main__":
