@@ -1,6 +1,7 @@
 """Benchmark: "is my object in this photo?" run as a user runs it, with the ``persam`` command.
 
     python bench/album_cli.py [ALBUM_DIR] [--out DIR] [--threads 2] [--precision auto|f32|mixed|bf16]
+                              [--subjects S ...] [--no-album-check]
 
 Per subject of a DreamBooth-album layout (``Images/<subject>/NN.jpg``, ``RefMasks/<subject>.png``):
 ``persam fit`` from ``00.jpg`` and its mask, then ``persam segment --concept C --cache DIR`` over the whole
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="2")
     ap.add_argument("--subjects", nargs="+")
     ap.add_argument("--precision", default="auto", help="the commands' --precision (default: %(default)s)")
+    ap.add_argument("--no-album-check", action="store_true", help="pass --no-album-check to persam segment")
     args = ap.parse_args(argv)
     images = args.album / "Images"
     subjects = args.subjects or sorted(p.name for p in images.iterdir() if p.is_dir())
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         persam("segment", "--concept", str(concept), "--cache", str(cache), str(images), "-o", str(out),
                "--overwrite", "--no-overlay", "--export", "masks", "-q", "--threads", args.threads,
-               "--precision", args.precision)
+               "--precision", args.precision, *(["--no-album-check"] if args.no_album_check else []))
         wall = time.perf_counter() - start
         records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
         own_ref = os.path.abspath(images / subject / "00.jpg")

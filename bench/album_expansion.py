@@ -39,7 +39,7 @@ import album as album_bench  # noqa: E402  (the bench folder is not a package)
 
 from persam import PerSAM, presence  # noqa: E402
 from persam.album import DEFAULT_PRESENCE  # noqa: E402
-from persam.album_check import RATIO, Found, check  # noqa: E402
+from persam.album_check import RATIO, Found, bounded, check  # noqa: E402
 from persam.grid import cells_under  # noqa: E402
 from persam.io import load_image, load_reference_mask  # noqa: E402
 from persam.loading import load_sam  # noqa: E402
@@ -116,7 +116,7 @@ def check_decisions(albums: list[Album], without_own: bool = False,
     present photos absent), on the same masks."""
     present, positive = [], []
     for a in albums:
-        found = [Found(n, v["score"], v["cells"].float(), v["colour"]) for n, v in a.photos.items()
+        found = [Found(n, v["score"], bounded(v["cells"].float()), v["colour"]) for n, v in a.photos.items()
                  if v["score"] >= DEFAULT_PRESENCE and v["cells"] is not None
                  and not (without_own and a.positive(n))]
         verdicts = check(found, DEFAULT_PRESENCE, ratio=ratio)

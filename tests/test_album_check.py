@@ -54,6 +54,17 @@ def test_the_bar_is_never_below_the_presence_threshold_and_without_views_nothing
     assert check([_found("x", 0.75), _found("y", 0.72, direction=2)], threshold=0.7) == {}
 
 
+def test_a_large_object_keeps_a_regular_subsample_of_its_cells(monkeypatch):
+    monkeypatch.setattr("persam.album_check.MAX_CELLS", 10)
+    emb = ImageEmbedding(torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(0)), (64, 64), (64, 64))
+    mask = np.ones((64, 64), bool)
+    cells, _ = describe(emb, np.zeros((64, 64, 3), np.uint8), mask, img_size=64, threshold=0.5)
+    everything = F.normalize(emb.features[0].reshape(8, -1), dim=0)
+    assert cells.shape == (8, 10)
+    assert torch.allclose(cells[:, 0].float(), everything[:, 0], atol=1e-2)  # first and last cell kept
+    assert torch.allclose(cells[:, -1].float(), everything[:, -1], atol=1e-2)
+
+
 def test_describe_takes_a_found_object_as_a_reference_is_taken():
     emb = ImageEmbedding(torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(0)), (64, 64), (64, 64))
     mask = np.zeros((64, 64), bool)
@@ -61,8 +72,8 @@ def test_describe_takes_a_found_object_as_a_reference_is_taken():
     image = np.zeros((64, 64, 3), np.uint8)
     image[:32, :32] = (200, 120, 40)
     cells, colour = describe(emb, image, mask, img_size=64, threshold=0.5)
-    assert cells.shape == (8, 64)  # the 8 x 8 cells of the top-left quarter, one column each
-    assert torch.allclose(cells.norm(dim=0), torch.ones(64), atol=1e-2)
+    assert cells.shape == (8, 64) and cells.dtype == torch.float16  # the top-left quarter's 8 x 8 cells
+    assert torch.allclose(cells.float().norm(dim=0), torch.ones(64), atol=1e-2)
     assert colour.shape == (presence.HISTOGRAM_BINS,) and colour.sum() == pytest.approx(1.0, abs=1e-5)
 
 

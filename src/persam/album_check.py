@@ -36,6 +36,11 @@ COPY_SCORE = 0.97
 RATIO = 0.85
 
 
+#: cells kept of one found object, at most (a regular subsample beyond): the check holds every present photo's
+#: cells at once, half precision, so this bounds its memory (256 KB per photo with MobileSAM's 256 channels)
+MAX_CELLS = 512
+
+
 @dataclass
 class Found:
     """What a concept found in one present photo, for the check."""
@@ -57,10 +62,17 @@ class Verdict:
 
 def describe(emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray, img_size: int,
              threshold: float) -> tuple[torch.Tensor, np.ndarray]:
-    """The cells (C, M) and colour histogram of the object under ``mask`` in an encoded photo, taken as a
-    reference's are (so that a found object can serve as a view of it)."""
+    """The cells (C, M; half precision, at most :data:`MAX_CELLS`) and colour histogram of the object under
+    ``mask`` in an encoded photo, taken as a reference's are (so that a found object can serve as a view)."""
     cells = part_features(reference_cells(emb, mask, img_size, threshold)).T
-    return cells, presence.colour_histogram(image, mask)
+    return bounded(cells), presence.colour_histogram(image, mask)
+
+
+def bounded(cells: torch.Tensor) -> torch.Tensor:
+    """Cells (C, M) as the check keeps them: half precision, at most :data:`MAX_CELLS` (evenly spaced)."""
+    if cells.shape[1] > MAX_CELLS:
+        cells = cells[:, torch.linspace(0, cells.shape[1] - 1, MAX_CELLS).round().long()]
+    return cells.half()
 
 
 def choose_views(found: Sequence[Found], views: int = VIEWS, view_score: float = VIEW_SCORE) -> list[Found]:
@@ -79,7 +91,8 @@ def check(found: Sequence[Found], threshold: float, views: int = VIEWS, view_sco
     bar = max(threshold, ratio * float(np.mean([v.score for v in chosen])))
     verdicts = {}
     for f in found:
-        likes = [presence.likeness_of_cells(v.cells.T, v.colour, f.cells, f.colour) for v in chosen if v is not f]
+        likes = [presence.likeness_of_cells(v.cells.T.float(), v.colour, f.cells.float(), f.colour)
+                 for v in chosen if v is not f]
         score = (f.score + sum(likes)) / (1 + len(likes))
         verdicts[f.key] = Verdict(score >= bar, score, bar)
     return verdicts

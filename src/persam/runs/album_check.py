@@ -43,6 +43,16 @@ def _read_labels(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def _read(output: Path, checked_dir: Path, record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A record's photo and the search's mask (label ids, or 0/255)."""
+    image = load_image(record["image"])
+    labels = _read_labels(output / record["mask"])
+    if not labels.any() and (checked_dir / record["mask"]).is_file():
+        # turned absent (or being turned absent when a run was stopped): the search's mask is kept aside
+        labels = _read_labels(checked_dir / record["mask"])
+    return image, labels
+
+
 def check_run(output: Path, results_path: Path, segmenter, overlays: bool) -> CheckSummary:
     """Check every present photo of the run in ``output`` with ``segmenter``'s one concept (an
     :class:`~persam.album.AlbumSegmenter`: its encoder, cache and presence threshold), rewriting the files of
@@ -54,28 +64,21 @@ def check_run(output: Path, results_path: Path, segmenter, overlays: bool) -> Ch
     reference = persam.own_score()
     records = read_jsonl(results_path)
     checked_dir = output / CHECKED
-    found, pixels = [], {}
+    found = []
     for record in records:
         previous = record.get("album_check") or {}
         if not (record.get("present") or previous.get("present") is False):
             continue  # the search said absent: nothing to check
-        rel = record["mask"]
         try:
-            image = load_image(record["image"])
-            labels = _read_labels(output / rel)
-            if not labels.any() and (checked_dir / rel).is_file():
-                # turned absent (or being turned absent when a run was stopped): the search's mask is kept aside
-                labels = _read_labels(checked_dir / rel)
+            image, labels = _read(output, checked_dir, record)
         except (PersamError, OSError) as exc:
             summary.skipped.append(f"{record['image']}: not checked ({exc})")
             continue
         if labels.shape != image.shape[:2] or not labels.any():
             continue
-        emb = segmenter.encode(image)
-        cells, colour = describe(emb, image, labels > 0, persam.predictor.model.img_size,
+        cells, colour = describe(segmenter.encode(image), image, labels > 0, persam.predictor.model.img_size,
                                  persam.settings.feature_mask_threshold)
-        found.append(Found(rel, float(record["score"]) / reference, cells, colour))
-        pixels[rel] = (image, labels)
+        found.append(Found(record["mask"], float(record["score"]) / reference, cells, colour))
     verdicts = check(found, segmenter.presence)
     summary.checked, summary.views = len(found), len(choose_views(found))
     by_mask = {r["mask"]: r for r in records}
@@ -84,7 +87,8 @@ def check_run(output: Path, results_path: Path, segmenter, overlays: bool) -> Ch
         verdict = verdicts.get(f.key)
         now_present = record.get("present") is not False
         should = verdict.present if verdict is not None else True
-        image, labels = pixels[f.key]
+        if now_present != should:  # read again: the photos are not all kept in memory for the few that change
+            image, labels = _read(output, checked_dir, record)
         if now_present and not should:
             _turn_absent(output, checked_dir, record, labels, segmenter.palette, image, overlays)
             summary.turned_absent.append(f.key)
