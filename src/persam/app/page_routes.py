@@ -250,7 +250,7 @@ def page_router(state: PersamApp) -> APIRouter:
     async def download_zip(wid: str) -> FileResponse:
         ws = state.workspaces.get(wid)
         if ws.active_job("segment"):
-            raise PersamError("wait until every photo is done, then download")
+            raise PersamError("wait until the search is done (every photo, then the album check), then download")
         if ws.results_version != ws.concept_version or not (ws.results_dir / "results.jsonl").is_file():
             raise NotFound("no results yet: search some photos first")
         path = await asyncio.to_thread(_build_zip, ws)

@@ -331,6 +331,7 @@ dropZone($("#targets-drop"), $("#targets-file"), async files => {
 async function segmentAll(uploading = 0) {
   if (state.segmenting) return;
   state.segmenting = true;
+  $("#download-zip").disabled = true;  // the results are final once the job (photos, then the album check) ends
   const progress = $("#targets-progress");
   try {
     for (let round = 0; round < 3; round++) {
@@ -352,6 +353,7 @@ async function segmentAll(uploading = 0) {
     progress.hidden = true;
   } finally {
     state.segmenting = false;
+    $("#download-zip").disabled = false;
   }
 }
 
