@@ -240,7 +240,7 @@ def segment_on_ray(
     :class:`ModelLoader` built from ``checkpoint``, ``device``, ``runtime`` and ``precision``. ``on_start``
     sees the planned run (what is to do, what was already done) and ``on_event`` every photo as it is
     written: a shell's progress bar. ``album_check``: once the photos are done, the album check of a local run
-    (:meth:`ImageRun.check_album`), on the driver with a model of its own (one concept only).
+    (:meth:`ImageRun.check_album`), on the driver with a model of its own.
     """
     ray = require_ray()
     if actors < 1 or batch_size < 1 or cpus_per_actor <= 0:
@@ -271,7 +271,7 @@ def segment_on_ray(
             try:
                 _run(ray, run, read, loader, options, actors, cpus_per_actor, batch_size, progress, summary,
                      on_event)
-                if album_check and len(read) == 1:  # on the driver, as a local run does after its photos
+                if album_check:  # on the driver, as a local run does after its photos
                     summary.album_check = run.check_album(_driver_segmenter(read, loader, options))
             finally:
                 if started_here:

@@ -248,21 +248,21 @@ def cmd_segment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _say_album_check(checked, written: set[str]) -> int:
-    """Warn about photos the album check could not read again; how many of this run's photos (``written``:
-    their mask paths) it turned absent."""
+    """Warn about photos the album check could not read again; by how many this run's photos (``written``:
+    their mask paths) with something present went down."""
     if checked is None:
         return 0
     for line in checked.skipped:
         _say(f"warning: {line}")
-    return len(written.intersection(checked.turned_absent))
+    return len(written.intersection(checked.now_absent)) - len(written.intersection(checked.now_present))
 
 
 def _album_check_note(checked) -> str:
     """The album check's part of a run's closing line ("" when it changed nothing)."""
     if checked is None or not (checked.turned_absent or checked.restored):
         return ""
-    note = (f"; album check: {len(checked.turned_absent)} photo(s) much less like it than its {checked.views} "
-            "best here, now absent")
+    note = (f"; album check: {len(checked.turned_absent)} finding(s) much less like the object than its best "
+            "photos here, now absent")
     return note + (f", {len(checked.restored)} present again" if checked.restored else "")
 
 

@@ -121,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     album.add_argument("--max-instances", type=int, default=5, metavar="N",
                        help="with --instances all: at most N instances per concept and photo (default 5)")
     album.add_argument("--no-album-check", action="store_true",
-                       help="decide every photo on its own: by default, once all photos are done, a photo is "
-                            "called absent when the object there is much less like it than in the album's best "
-                            "photos (one concept only)")
+                       help="decide every photo on its own: by default, once all photos are done, a concept is "
+                            "called absent in a photo when what it found there is much less like its object than "
+                            "its best photos in the album")
     album.add_argument("--cache", metavar="DIR",
                        help="keep image embeddings in DIR, so that another concept (or a rerun) over the same "
                             "photos skips the image encoder")

@@ -163,7 +163,7 @@ class ImageRun:
 
         if isinstance(segmenter, (PerSAM, ConceptSet)):
             segmenter = AlbumSegmenter(segmenter)
-        return check_run(self.output, self.results_path, segmenter, self.writer.overlays)
+        return check_run(self.output, self.results_path, segmenter)
 
 
 class PhotoWriter:
