@@ -19,7 +19,8 @@ dogs, a cat). :class:`AlbumSegmenter` answers all of that per photo, as a :class
 
 With one concept and ``instances="one"`` the mask of a photo is :meth:`PerSAM.segment`'s: persam's search
 (:func:`persam.presence.find`), whose second look at other peaks also covers every score below the album's
-threshold.
+threshold. Every decision here is one photo's; once a run's photos are done, :mod:`persam.album_check` looks
+across the whole album (:meth:`persam.runs.ImageRun.check_album`).
 """
 
 from __future__ import annotations
