@@ -10,10 +10,21 @@ import torch.nn.functional as F
 from persam import presence
 from persam.album_check import COPY_SCORE, RATIO, VIEW_SCORE, Found, check, choose_views, describe
 from persam.predictor import ImageEmbedding
+from persam.settings import Settings
 
 from .conftest import SHARED_DATA, require_data
 
 COLOUR = np.full(presence.HISTOGRAM_BINS, 1.0 / presence.HISTOGRAM_BINS, np.float32)
+
+
+class _Concept:
+    """What describe reads of a concept: the model's input size and the reference cells' threshold."""
+
+    class predictor:  # noqa: N801
+        class model:  # noqa: N801
+            img_size = 64
+
+    settings = Settings()
 
 
 def _cells(direction: int, n: int = 6, seed: int = 0) -> torch.Tensor:
@@ -58,7 +69,7 @@ def test_a_large_object_keeps_a_regular_subsample_of_its_cells(monkeypatch):
     monkeypatch.setattr("persam.album_check.MAX_CELLS", 10)
     emb = ImageEmbedding(torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(0)), (64, 64), (64, 64))
     mask = np.ones((64, 64), bool)
-    cells, _ = describe(emb, np.zeros((64, 64, 3), np.uint8), mask, img_size=64, threshold=0.5)
+    cells, _ = describe(_Concept, emb, np.zeros((64, 64, 3), np.uint8), mask)
     everything = F.normalize(emb.features[0].reshape(8, -1), dim=0)
     assert cells.shape == (8, 10)
     assert torch.allclose(cells[:, 0].float(), everything[:, 0], atol=1e-2)  # first and last cell kept
@@ -71,7 +82,7 @@ def test_describe_takes_a_found_object_as_a_reference_is_taken():
     mask[:32, :32] = True
     image = np.zeros((64, 64, 3), np.uint8)
     image[:32, :32] = (200, 120, 40)
-    cells, colour = describe(emb, image, mask, img_size=64, threshold=0.5)
+    cells, colour = describe(_Concept, emb, image, mask)
     assert cells.shape == (8, 64) and cells.dtype == torch.float16  # the top-left quarter's 8 x 8 cells
     assert torch.allclose(cells.float().norm(dim=0), torch.ones(64), atol=1e-2)
     assert colour.shape == (presence.HISTOGRAM_BINS,) and colour.sum() == pytest.approx(1.0, abs=1e-5)

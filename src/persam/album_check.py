@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from . import presence
-from .grid import part_features, reference_cells
 from .predictor import ImageEmbedding
 
 #: the album's best photos taken as extra views of the object, at most
@@ -60,12 +59,12 @@ class Verdict:
     threshold: float
 
 
-def describe(emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray, img_size: int,
-             threshold: float) -> tuple[torch.Tensor, np.ndarray]:
+def describe(persam, emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """The cells (C, M; half precision, at most :data:`MAX_CELLS`) and colour histogram of the object under
-    ``mask`` in an encoded photo, taken as a reference's are (so that a found object can serve as a view)."""
-    cells = part_features(reference_cells(emb, mask, img_size, threshold)).T
-    return bounded(cells), presence.colour_histogram(image, mask)
+    ``mask`` in an encoded photo, taken as ``persam``'s reference's are (so that a found object can serve as a
+    view): :func:`persam.presence.object_parts`, kept as the check keeps them."""
+    cells, colour = presence.object_parts(persam, emb, image, mask)
+    return bounded(cells.T), colour
 
 
 def bounded(cells: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .grid import cells_under, part_features, reference_cells
+from .grid import cells_under
 from .predictor import ImageEmbedding
 from .results import Result
 
@@ -43,13 +43,11 @@ def negative_from(persam, name: str, emb: ImageEmbedding, image: np.ndarray, res
     """The negative example of ``persam``'s concept made from the object ``result`` it found in a flagged photo
     (``image``, encoded as ``emb``): its cells and colours taken as a reference's are; None when nothing was
     found there (nothing to learn from)."""
-    from .presence import colour_histogram
+    from .presence import object_parts
 
     if not result.mask.any():
         return None
-    img_size = persam.predictor.model.img_size
-    cells = reference_cells(emb, result.mask, img_size, persam.settings.feature_mask_threshold)
-    return Negative(name, part_features(cells), colour_histogram(image, result.mask))
+    return Negative(name, *object_parts(persam, emb, image, result.mask))
 
 
 def exclude(persam, image, name: str | None = None) -> Negative:

@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from .grid import cells_under
+from .grid import cells_under, part_features, reference_cells
 from .predictor import ImageEmbedding
 
 LIGHTNESS_BINS = 2  # dark / light: lightness follows the exposure more than the object
@@ -116,6 +116,14 @@ def reference_histogram(images: list[np.ndarray], masks: list[np.ndarray]) -> np
     counts = [colour_histogram(img, m) * int(m.sum()) for img, m in zip(images, masks, strict=True)]
     total = np.sum(counts, axis=0, dtype=np.float64)
     return (total / total.sum() if total.sum() > 0 else total).astype(np.float32)
+
+
+def object_parts(persam, emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """The unit-length cells (N, C) and colour histogram of the object under ``mask`` in an encoded photo,
+    taken as ``persam``'s reference's are: what makes a found object a reference of its own (a negative
+    example, a view of the album check)."""
+    cells = reference_cells(emb, mask, persam.predictor.model.img_size, persam.settings.feature_mask_threshold)
+    return part_features(cells), colour_histogram(image, mask)
 
 
 def colour_agreement(hist_a: np.ndarray, hist_b: np.ndarray) -> float:

@@ -138,8 +138,7 @@ def check_run(output: Path, results_path: Path, segmenter) -> CheckSummary:
             mine, _ = photo.found(_instances(record, entry, name))
             if not mine.any():
                 continue
-            cells, colour = describe(segmenter.encode(photo.image), photo.image, mine,
-                                     persam.predictor.model.img_size, persam.settings.feature_mask_threshold)
+            cells, colour = describe(persam, segmenter.encode(photo.image), photo.image, mine)
             found.append(Found(record["mask"], float(entry["score"]) / reference, cells, colour))
         verdicts = check(found, segmenter.presence)
         summary.checked += len(found)
