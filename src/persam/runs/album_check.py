@@ -22,7 +22,8 @@ from PIL import Image
 
 from ..album_check import Found, check, choose_views, describe
 from ..errors import PersamError
-from ..io import load_image, overlay, overlay_labels, read_jsonl, save_image, save_labels, save_mask, write_jsonl
+from ..io import load_image, read_jsonl, save_image, write_jsonl
+from .images import preview, save_result_mask
 
 #: where the search's masks of photos the check changed are kept, inside the run's folder
 CHECKED = ".persam-check"
@@ -90,25 +91,14 @@ class _Photo:
         if keep and self.kept is None:
             self.kept_path.parent.mkdir(parents=True, exist_ok=True)
             self.kept = self.original
-            self._save(self.kept_path, self.kept)
-        self._save(self.output / self.record["mask"], self.labels)
+            save_result_mask(self.kept_path, self.kept, self.palette)
+        save_result_mask(self.output / self.record["mask"], self.labels, self.palette)
         if self.record.get("overlay"):
-            if not self.labels.any():
-                preview = self.image  # absent: the photo as it is
-            elif self.palette:
-                preview = overlay_labels(self.image, self.labels)
-            else:
-                preview = overlay(self.image, self.labels > 0, box=self.record.get("box"),
-                                  points=[tuple(p) for p in self.record.get("points") or []])
-            save_image(self.output / self.record["overlay"], preview)
+            points = [tuple(p) for p in self.record.get("points") or []]
+            save_image(self.output / self.record["overlay"], preview(
+                self.image, self.labels, self.palette, not self.labels.any(), points, self.record.get("box")))
         if not keep and self.kept_path.is_file():
             os.remove(self.kept_path)
-
-    def _save(self, path: Path, labels: np.ndarray) -> None:
-        if self.palette:
-            save_labels(path, labels)
-        else:
-            save_mask(path, labels > 0)
 
 
 def check_run(output: Path, results_path: Path, segmenter) -> CheckSummary:
@@ -188,7 +178,7 @@ def _apply(photo: _Photo, concept: str, several: bool, verdict, summary: CheckSu
             record["instances"] = sorted((record.get("instances") or []) + mine, key=lambda i: i.get("id", 0))
             entry["present"] = True
             summary.restored.append((record["mask"], concept))
-    elif not (was_present and source is not photo.labels):  # unchanged
+    else:  # unchanged
         return False
     record["present"] = bool(record.get("instances"))
     record["area"] = int((photo.labels > 0).sum())

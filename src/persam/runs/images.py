@@ -166,6 +166,24 @@ class ImageRun:
         return check_run(self.output, self.results_path, segmenter)
 
 
+def save_result_mask(path: Path, labels: np.ndarray, palette: bool) -> None:
+    """A photo's mask as runs write it: a palette PNG of instance ids, or 0/255."""
+    if palette:
+        save_labels(path, labels)
+    else:
+        save_mask(path, labels > 0)
+
+
+def preview(image: np.ndarray, labels: np.ndarray, palette: bool, absent: bool, points, box) -> np.ndarray:
+    """A photo's preview as runs write it: the photo as it is when nothing is present, else its instances in
+    colour (palette) or the mask with the clicks and box used."""
+    if absent:
+        return image
+    if palette:
+        return overlay_labels(image, labels)
+    return overlay(image, labels > 0, points=points, box=box)
+
+
 class PhotoWriter:
     """Writes one photo's outputs into a folder the way every run does: the mask (0/255, or a palette PNG of
     instance ids when ``result.palette``), the preview and one line of ``results.jsonl``, each atomically.
@@ -183,20 +201,13 @@ class PhotoWriter:
         """Write and log ``result`` for ``src``; the record, with ``t0`` the photo's start time."""
         mask_rel = f"{stem}.png"
         palette = getattr(result, "palette", False)
-        if palette:
-            save_labels(self.output / mask_rel, result.labels)
-        else:
-            save_mask(self.output / mask_rel, result.mask)
+        labels = result.labels if palette else result.mask
+        save_result_mask(self.output / mask_rel, labels, palette)
         record = {"image": str(Path(src).absolute()), "mask": mask_rel}
         if self.overlays:
             overlay_rel = f"{stem}_overlay.jpg"
-            if result.present is False:
-                preview = image  # absent: the photo as it is
-            elif palette:
-                preview = overlay_labels(image, result.labels)
-            else:
-                preview = overlay(image, result.mask, points=result.points, box=result.box)
-            save_image(self.output / overlay_rel, preview)
+            save_image(self.output / overlay_rel, preview(image, labels, palette, result.present is False,
+                                                          result.points, result.box))
             record["overlay"] = overlay_rel
         record.update(result.to_record())
         record.setdefault("present", bool(result.mask.any()))
