@@ -11,14 +11,15 @@ and seconds per target image (encoder + method; a variant's own extra encoder pa
 
 Variants (PerSAM-F, one reference): ``paper`` the paper's one decoding from the global peak, SAM's upsampled
 mask (``PerSAM.segment_once``); ``edges`` that mask snapped to the photo's edges (:mod:`persam.edges`);
-``search`` persam's search (``PerSAM.segment_embedding`` with the pixels: other peaks when the presence
-score is unsure, missing parts), SAM's mask; ``default`` the search snapped to edges, what ``PerSAM.segment``
-gives; ``search-all`` the search decoding every peak, sure or not; ``candidates`` several peaks, the best
-``Result.score`` kept (the earlier switch); ``zoom`` a second look on a crop around the mask, encoded at full
-resolution; ``parts`` missing reference parts added from where they match; ``refviews`` the reference also
-cropped-and-enlarged and mirrored; ``NAME+edges`` any of them snapped to edges. ``--sheet DIR`` writes a
-PNG of the paper variant's worst targets per data set: reference (mask in green), target, confidence map
-with the clicks, and each variant's mask against the ground truth (green: right, red: too much, blue:
+``search`` persam's search (``PerSAM.segment_embedding`` with the pixels: other peaks when the presence score
+is unsure, missing parts), SAM's mask; ``level-0`` the search snapped to edges; ``default`` the search at the
+concept's own logit level (:mod:`persam.outline`, fitted on the reference) snapped to edges, what
+``PerSAM.segment`` gives; ``search-all`` the search decoding every peak, sure or not; ``candidates`` several
+peaks, the best ``Result.score`` kept (the earlier switch); ``zoom`` a second look on a crop around the mask,
+encoded at full resolution; ``parts`` missing reference parts added from where they match; ``refviews`` the
+reference also cropped-and-enlarged and mirrored; ``NAME+edges`` any of them snapped to edges. ``--sheet DIR``
+writes a PNG of the paper variant's worst targets per data set: reference (mask in green), target, confidence
+map with the clicks, and each variant's mask against the ground truth (green: right, red: too much, blue:
 missed).
 """
 
@@ -35,8 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perseg  # noqa: E402  (the bench folder is not a package)
 
-VARIANTS = ("paper", "edges", "search", "default", "search-all", "candidates", "zoom", "parts", "candidates+parts",
-            "refviews")
+VARIANTS = ("paper", "edges", "search", "level-0", "default", "search-all", "candidates", "zoom", "parts",
+            "candidates+parts", "refviews")
 
 
 def _encode(predictor, image_path: Path, rgb: np.ndarray, cache: Path | None, key: str):
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, help="keep image encodings in this folder between runs")
     ap.add_argument("--sheet", type=Path, metavar="DIR", help="write the worst targets' pictures here")
     ap.add_argument("--worst", type=int, default=8, help="targets per data set on the sheet (default: 8)")
+    ap.add_argument("--levels", type=float, nargs="+",
+                    help="logit levels a concept chooses from (default: persam.outline.LEVELS)")
     args = ap.parse_args(argv)
     if "paper" not in args.variants:
         args.variants.insert(0, "paper")
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.metrics import IoUAccumulator, iou
+    from persam.outline import LEVELS, finish, fit_level
 
     torch.set_num_threads(args.threads)
     sam = load_sam(args.model, args.checkpoint, progress=False)
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         if name.endswith("+edges"):
             return snap_edges(rgb, run_variant(name.removesuffix("+edges"), persam, views, emb, rgb))
         if name == "default":  # what PerSAM.segment gives
+            return finish(persam, emb, rgb, persam.segment_embedding(emb, image=rgb))
+        if name == "level-0":  # the search snapped to edges, SAM's cut at 0
             return snap_edges(rgb, persam.segment_embedding(emb, image=rgb))
         if name == "search":  # persam's search, SAM's mask
             return persam.segment_embedding(emb, image=rgb)
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         table: dict[str, dict[str, IoUAccumulator]] = {v: {} for v in args.variants}
         seconds: dict[str, list[float]] = {v: [] for v in args.variants}
         per_target: list[dict] = []
+        chosen: dict[str, float] = {}
         for task in tasks:
             print(f"  {root.name}/{task.name}: {len(task.targets)} targets", file=sys.stderr)
             (ref_path, ref_mask_path), = task.references[1]
@@ -186,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             ref_mask = load_mask(ref_mask_path, ref_rgb.shape[1::-1])
             ref_emb = _encode(predictor, ref_path, ref_rgb, cache, f"{root.name}__{task.name}__{ref_path.stem}")
             persam = PerSAM.from_embeddings(predictor, [ref_emb], [ref_mask], settings, images=[ref_rgb])
+            if args.levels and tuple(args.levels) != LEVELS:  # the level chosen from another set of levels
+                found, _ = persam._find_references([ref_emb], [ref_rgb])
+                persam.mask_level = fit_level(persam, [ref_emb], found, [ref_mask], [ref_rgb], args.levels)
+            chosen[task.name] = persam.mask_level
             views: Callable | PerSAM = persam
             if "refviews" in args.variants:
                 embs, masks = refine.reference_views(predictor, ref_rgb, ref_mask)
@@ -210,16 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         n_targets = sum(len(t.targets) for t in tasks)
         print(f"\n### {title}\n\n{root} | {len(tasks)} objects, {n_targets} targets | model {args.model} | "
               f"{args.threads} threads | cells: IoU / bIoU\n")
-        print("| object | " + " | ".join(args.variants) + " |")
-        print("|---|" + "---|" * len(args.variants))
+        print("| object | level | " + " | ".join(args.variants) + " |")
+        print("|---|---|" + "---|" * len(args.variants))
         for task in tasks:
             cells = " | ".join(f"{table[v][task.name].iou:.4f} / {table[v][task.name].biou:.4f}"
                                for v in args.variants)
-            print(f"| {task.name} | {cells} |")
+            print(f"| {task.name} | {chosen[task.name]:g} | {cells} |")
         means = " | ".join(f"**{np.mean([a.iou for a in table[v].values()]):.4f} / "
                            f"{np.mean([a.biou for a in table[v].values()]):.4f}**" for v in args.variants)
-        print(f"| mean (mIoU / bIoU) | {means} |")
-        print("| s / image | " + " | ".join(f"{np.mean(seconds[v]):.3f}" for v in args.variants) + " |")
+        print(f"| mean (mIoU / bIoU) | | {means} |")
+        print("| s / image | | " + " | ".join(f"{np.mean(seconds[v]):.3f}" for v in args.variants) + " |")
         if args.sheet is not None:
             worst = sorted(per_target, key=lambda r: r["iou"])[: args.worst]
             write_sheet(args.sheet / f"worst_{root.name}.png", worst)

@@ -126,7 +126,7 @@ def test_persam_needs_no_fit(tiny_t):
 
 
 def test_persam_f_without_refinement_uses_the_fused_mask(tiny_t):
-    settings = Settings.for_method("persam-f", refinements=0, edges=False)  # SAM's mask as it is
+    settings = Settings.for_method("persam-f", refinements=0, edges=False, fit_level=False)  # SAM's mask as it is
     p = PerSAM.from_reference(_image(100, 100), _disc(100, 100, 50, 50, 25), sam=tiny_t, settings=settings)
     result = p.segment(_image(80, 120, 3))
     first = p.first_decode(p.predictor.encode(_image(80, 120, 3)))

@@ -40,11 +40,11 @@ from .concept_set import (  # noqa: F401 (re-exported: the album's public names)
     concept_name,
     unique_names,
 )
-from .edges import snap_edges
 from .findings import ConceptFinding, Findings, Instance
 from .io import load_image
 from .method import PerSAM
 from .negatives import rejected_by
+from .outline import finish
 from .predictor import ImageEmbedding
 from .refine import decode_at, drop_strays
 from .results import Result
@@ -219,9 +219,8 @@ class AlbumSegmenter:
             found = [_Candidate(name, score, first)] if present else []
             if self.instances == "all":  # also when the first peak was a look-alike: the object may be elsewhere
                 found += self._more_instances(name, persam, emb, image, first, ref, present)
-            if image is not None and persam.settings.edges:  # after the search: it blocks SAM's own masks
-                for cand in found:
-                    snap_edges(image, cand.result)
+            for cand in found:  # after the search, which reads SAM's own masks: the concept's level, edges
+                finish(persam, emb, image, cand.result)
             candidates += found
             firsts.append((name, first, score, ref, rejected))
         candidates, taken_by = _one_concept_per_object(candidates)

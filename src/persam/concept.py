@@ -10,7 +10,7 @@ one never runs code) holding:
   (e.g. "vit_t"), ``weights_sha256`` of the checkpoint, ``features`` (the feature source of the location
   prior and score, "sam" by default), ``settings`` (the method's), ``references`` (name and
   size of each reference image), ``persam_version`` and ``created``; ``negatives`` (names) when it has
-  negative examples;
+  negative examples; ``mask_level`` (the logit level its masks are cut at, :mod:`persam.outline`) when not 0;
 - ``negative_parts`` (M, C) float16, ``negative_sizes`` (K,) int64, ``negative_colours`` (K, bins) float32 --
   optional: the look-alikes it must not take (:mod:`persam.negatives`), every example's cells in one array.
 
@@ -134,6 +134,8 @@ def concept_contents(persam) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     }
     if persam.reference_score is not None:
         meta["reference_score"] = float(persam.reference_score)
+    if persam.mask_level:
+        meta["mask_level"] = float(persam.mask_level)
     arrays = {
         "target_embedding": persam.target_embedding.float().cpu().numpy(),
         "part_features": persam.part_features.half().cpu().numpy(),
@@ -162,7 +164,11 @@ class ConceptState:
     reference_score: float | None
     presence_colour: np.ndarray | None
     negatives: list = field(default_factory=list)  # persam.negatives.Negative: look-alikes not to take
+    mask_level: float = 0.0  # the logit level delivered masks are cut at (persam.outline)
 
+
+#: the largest logit level a concept may record (persam.outline chooses within a few units of SAM's 0)
+MAX_LEVEL = 20.0
 
 #: persam versions before this one knew the search switches (candidates, complete_parts) only as opt-ins
 SEARCH_BY_DEFAULT_SINCE = (0, 2, 0)
@@ -191,7 +197,7 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
                   device: torch.device | str) -> ConceptState:
     """The contents of a concept read by :func:`read_concept`, checked; a damaged value raises
     :class:`InputError` naming ``path``. Values recorded only by later versions (``reference_score``,
-    ``presence_colour``) are None when absent."""
+    ``presence_colour``) are None when absent; ``mask_level`` is 0 (SAM's cut)."""
     try:
         settings = Settings.from_dict(_upgraded_settings(meta))
     except (TypeError, ValueError) as exc:
@@ -207,6 +213,10 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
             raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
         colour = colour.astype(np.float32)
     negatives = _negatives(path, meta, arrays, device)
+    level = meta.get("mask_level", 0.0)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not abs(level) <= MAX_LEVEL:
+        raise InputError(f"{path}: damaged persam concept (mask_level {level!r} is not a level in "
+                         f"[-{MAX_LEVEL:g}, {MAX_LEVEL:g}])")
     return ConceptState(
         settings,
         torch.from_numpy(arrays["target_embedding"]).to(device),
@@ -216,6 +226,7 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
         float(ref) if usable_ref else None,
         colour,
         negatives,
+        float(level),
     )
 
 

@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from .concept import check_model, concept_contents, concept_state, read_concept, write_concept
-from .edges import snap_edges
 from .errors import InputError
 from .fusion import INITIAL_WEIGHT, fit_fusion_weights
 from .grid import (
@@ -45,6 +44,7 @@ from .grid import (
 )
 from .io import load_image, load_reference_mask, source_name
 from .loading import load_sam
+from .outline import finish, fit_level
 from .predictor import ImageEmbedding, SamPredictor
 from .prompts import check_prompt, point_arrays, prompt_mask
 from .results import Result
@@ -110,6 +110,9 @@ class PerSAM:
         self.presence_colour: np.ndarray | None = None
         # look-alikes flagged as not the object (persam.negatives): an object more like one of them is absent
         self.negatives: list = []
+        # the logit level its delivered masks are cut at (persam.outline), fitted on the reference(s);
+        # 0 (SAM's own cut) for concepts saved before it was recorded, or with Settings.fit_level off
+        self.mask_level = 0.0
 
     @property
     def reference_mask(self) -> np.ndarray | None:
@@ -238,22 +241,27 @@ class PerSAM:
             from .presence import reference_histogram
 
             persam.presence_colour = reference_histogram(list(images), list(masks))
-        persam.reference_score = persam._reference_score(embs, images)
+        pixels = list(images) if images is not None else [None] * len(embs)
+        found, persam.reference_score = persam._find_references(embs, pixels)
+        if settings.fit_level:
+            persam.mask_level = fit_level(persam, embs, found, masks, pixels)
         return persam
 
-    def _reference_score(self, embs: list[ImageEmbedding], images: list[np.ndarray] | None) -> float | None:
-        """The presence score this concept gives its own references (mean), the scale presence is judged on.
+    def _find_references(self, embs: list[ImageEmbedding], images: list[np.ndarray | None]
+                         ) -> tuple[list[Result], float | None]:
+        """What this concept finds in its own references, and the presence score it gives them (mean): the
+        scale presence is judged on.
 
-        Scored by the one presence hook (:func:`persam.presence.score_result`), as the search scores. None when
-        the concept does not even find itself (presence then falls back to :data:`FALLBACK_REFERENCE_SCORE`).
+        Scored by the one presence hook (:func:`persam.presence.score_result`), as the search scores. The score
+        is None when the concept does not even find itself (presence then falls back to
+        :data:`FALLBACK_REFERENCE_SCORE`).
         """
         from .presence import find
 
-        pixels = images if images is not None else [None] * len(embs)
         # find() is segment_embedding's search and returns its score (one decoding and score when it is off)
-        scores = [find(self, emb, rgb)[1] for emb, rgb in zip(embs, pixels, strict=True)]
-        mean = float(np.mean(scores)) if scores else 0.0
-        return mean if mean > 0 else None
+        found = [find(self, emb, rgb) for emb, rgb in zip(embs, images, strict=True)]
+        mean = float(np.mean([score for _, score in found])) if found else 0.0
+        return [result for result, _ in found], (mean if mean > 0 else None)
 
     def _fit(self, embs: list[ImageEmbedding], masks: list[np.ndarray]) -> torch.Tensor:
         """PerSAM-F: fit the fusion weights on the references' own first-step masks (decoder run once each)."""
@@ -301,6 +309,7 @@ class PerSAM:
         persam.reference_score = state.reference_score
         persam.presence_colour = state.presence_colour
         persam.negatives = state.negatives
+        persam.mask_level = state.mask_level
         return persam
 
     def exclude(self, image, name: str | None = None):
@@ -321,8 +330,9 @@ class PerSAM:
         (scores of the same object and of others overlap across references, so compare scores for one
         reference rather than across references).
 
-        With ``Settings.edges`` (the default) the mask's outline is snapped to the photo's edges
-        (:mod:`persam.edges`); :meth:`segment_embedding`, which has no pixels, gives SAM's mask.
+        The mask is cut at the concept's own logit level (:attr:`mask_level`, fitted on its reference) and,
+        with ``Settings.edges`` (the default), its outline snapped to the photo's edges (:mod:`persam.outline`);
+        :meth:`segment_embedding` gives SAM's mask as the search found it.
         """
         start = time.perf_counter()
         rgb = load_image(image)
@@ -332,8 +342,7 @@ class PerSAM:
             from .refine import zoom_refine
 
             result = zoom_refine(self, emb, rgb, result)
-        if self.settings.edges:
-            snap_edges(rgb, result)
+        finish(self, emb, rgb, result)
         result.timings["total"] = time.perf_counter() - start
         return result
 

@@ -36,6 +36,9 @@ class Settings:
     # persam's addition, on where the photo's pixels are at hand (PerSAM.segment, albums): the mask's outline
     # moved onto the photo's edges by a guided filter (persam.edges). False: SAM's upsampled mask as it is.
     edges: bool = True
+    # persam's addition: the mask's outline cut at the logit level that best reproduces the reference mask's
+    # outline (persam.outline; fitted on the reference, as PerSAM-F's weights are). False: SAM's cut at 0.
+    fit_level: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -87,8 +90,8 @@ PERSAM_F_DEFAULTS: dict = {"target": "mean-max", "guided_attention": False, "sem
                            "negative_point": False}
 
 
-#: persam's additions to the paper's method, switched off (Settings.paper): one peak, no parts, SAM's mask.
-PERSAM_ADDITIONS_OFF: dict = {"candidates": 1, "complete_parts": False, "edges": False}
+#: persam's additions to the paper's method, switched off (Settings.paper): one peak, no parts, SAM's mask at 0.
+PERSAM_ADDITIONS_OFF: dict = {"candidates": 1, "complete_parts": False, "edges": False, "fit_level": False}
 
 
 #: Albums: a concept is present in a photo when its presence score is at least this x the score it gives its

@@ -45,7 +45,7 @@ from .settings import Settings, VideoSettings
 #: PerSAM settings of the paper's video script: mean/2 + max/2 target, positive clicks only, no guided
 #: attention or semantic prompt (its decoder calls pass neither), SAM's masks as they are.
 PAPER_VIDEO_SETTINGS = Settings(method="persam", target="mean-max", guided_attention=False,
-                                semantic_prompt=False, negative_point=False, edges=False)
+                                semantic_prompt=False, negative_point=False, edges=False, fit_level=False)
 
 
 def grow_box(box: tuple[int, int, int, int], margin: float, pixels: int, size: tuple[int, int]
@@ -238,5 +238,6 @@ class VideoTracker:
 
 
 def video_persam_settings(scheme: str, method: str) -> Settings:
-    """The PerSAM settings each scheme runs on: the paper's script has its own; the others follow ``method``."""
-    return PAPER_VIDEO_SETTINGS if scheme == "paper" else Settings.for_method(method)
+    """The PerSAM settings each scheme runs on: the paper's script has its own; the others follow ``method``,
+    with SAM's cut at 0 (frames keep SAM's outline: a fitted level measured no better on DAVIS)."""
+    return PAPER_VIDEO_SETTINGS if scheme == "paper" else Settings.for_method(method, fit_level=False)

@@ -285,6 +285,8 @@ def test_workspace_flow_names_and_cleanup(client):
     state.workspaces.get(wid).canvases["reference"].mask = np.zeros((H, W), bool)  # random weights: set it
     state.workspaces.get(wid).canvases["reference"].mask[20:70, 30:100] = True
     assert client.post(f"{base}/personalize", json={"method": "persam-f"}).status_code == 200
+    made = state.workspaces.get(wid).persam  # from the photo's pixels too: its colours judge presence
+    assert made.presence_colour is not None and made.presence_colour.sum() > 0
 
     # names that look like paths are display names only; the files get server-made names in the workspace
     for name in ("../../../../tmp/evil.jpg", "..\\..\\win.jpg", "a/b/c.jpg", "c.jpg", "<script>.jpg"):

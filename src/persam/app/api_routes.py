@@ -41,7 +41,7 @@ def _concept_info(cid: str, persam, extra: dict | None = None) -> dict:
     s = persam.settings
     return {"id": cid, "method": s.method, "model": getattr(persam.predictor.model, "model_name", ""),
             "references": persam.references, "reference_score": persam.reference_score,
-            "negatives": [n.name for n in persam.negatives],
+            "mask_level": persam.mask_level, "negatives": [n.name for n in persam.negatives],
             "download": f"/api/concepts/{cid}/file", "segment": f"/api/concepts/{cid}/segment",
             "exclude": f"/api/concepts/{cid}/exclude"} | (extra or {})
 

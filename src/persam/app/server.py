@@ -81,6 +81,7 @@ class PersamApp:
     def encode_canvas(self, ws: Workspace, slot: str, canvas: Canvas, rgb: np.ndarray, guess: bool) -> bytes | None:
         """Encode a photo the user will click on (once); for a video's first frame, guess the mask."""
         canvas.embedding = self.predictor.encode(rgb)
+        canvas.rgb = rgb
         if ws.closed:
             return None
         ws.canvases[slot] = canvas
@@ -107,7 +108,8 @@ class PersamApp:
             raise InputError("mark the object on the photo first (click on it, or drag a box around it)")
         start = time.perf_counter()
         persam = PerSAM.from_embeddings(self.predictor, [canvas.embedding], [canvas.mask],
-                                        Settings.for_method(method), [canvas.name])
+                                        Settings.for_method(method), [canvas.name],
+                                        images=[canvas.rgb] if canvas.rgb is not None else None)
         persam.save(ws.concept_path)
         with ws.lock:
             ws.persam = persam

@@ -38,6 +38,7 @@ class Canvas:
     width: int
     height: int
     embedding: object = None  # persam.predictor.ImageEmbedding
+    rgb: np.ndarray | None = None  # the pixels it was encoded from: the concept's colours and outline level
     mask: np.ndarray | None = None  # HxW bool: SAM's mask from the last prompt (or persam's guess)
     prompt: dict = field(default_factory=dict)
 

@@ -97,6 +97,8 @@ def cmd_fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _say(f"reference mask made from the prompt: {mask_path}")
     s = persam.settings
     what = f"{s.method}, fit {persam.fit_seconds:.2f} s" if s.method == "persam-f" else s.method
+    if s.fit_level:
+        what += f", outline level {persam.mask_level:g}"
     _say(f"saved concept {out} ({len(refs.images)} reference(s), {sam.model_name}, {what}, "
          f"{time.perf_counter() - start:.1f} s)")
     return EXIT_OK
