@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam import PerSAM, SamPredictor, Settings, load_sam
-    from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.metrics import IoUAccumulator
+    from persam.outline import finish
 
     torch.set_num_threads(args.threads)
     overrides = {}
@@ -208,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 for emb, rgb, gt, load_s in targets:
                     start = time.perf_counter()
                     result = persam.segment_embedding(emb, image=rgb)  # as PerSAM.segment does: the search ...
-                    if settings.edges:  # ... and the edges
-                        snap_edges(rgb, result)
+                    finish(persam, emb, rgb, result)  # ... the concept's level and the edges
                     method_s = time.perf_counter() - start
                     acc.add(result.mask, gt)
                     row.decoder.append(method_s)

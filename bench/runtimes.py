@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from persam import PerSAM, SamPredictor, Settings, load_sam
-    from persam.edges import snap_edges
     from persam.io import load_image, load_mask
     from persam.loading import tune_cpu_allocator
     from persam.metrics import IoUAccumulator
+    from persam.outline import finish
     from persam.runtimes import make_decoder, make_encoder
 
     torch.set_num_threads(args.threads)
@@ -137,17 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             (ref_image, ref_mask), = task.references[1]
             rgb = load_image(ref_image)
             mask = load_mask(ref_mask, rgb.shape[1::-1])
-            persams = {n: PerSAM.from_embeddings(predictors[n], [predictors[n].encode(rgb)], [mask], settings)
-                       for n in names}
+            persams = {n: PerSAM.from_embeddings(predictors[n], [predictors[n].encode(rgb)], [mask], settings,
+                                                 images=[rgb]) for n in names}
             accs = {n: IoUAccumulator() for n in names}
             for image, gt_path in task.targets:
                 masks = {}
                 for name in names:
                     t0 = time.perf_counter()
                     rgb = load_image(image)
-                    result = persams[name].segment_embedding(predictors[name].encode(rgb))
-                    if settings.edges:  # as PerSAM.segment does
-                        snap_edges(rgb, result)
+                    emb = predictors[name].encode(rgb)
+                    # as PerSAM.segment does: the search, then the concept's level and the edges
+                    result = finish(persams[name], emb, rgb, persams[name].segment_embedding(emb, image=rgb))
                     seconds = time.perf_counter() - t0
                     if label == "perseg":
                         stats[name].e2e_s.append(seconds)
