@@ -66,7 +66,8 @@ def _add_reference_options(p: argparse.ArgumentParser, required: bool) -> None:
                         f"(default: {DEFAULT_METHOD})")
     g.add_argument("--paper", action="store_true",
                    help="the paper's method as published: one decoding from the best match, SAM's mask as it is "
-                        "(default: persam's search for the whole object, masks snapped to the photo's edges)")
+                        "(default: persam's search for the whole object, masks at the outline level fitted on the "
+                        "reference and snapped to the photo's edges)")
 
 
 def _add_export_options(p: argparse.ArgumentParser, default: str) -> None:
