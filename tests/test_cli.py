@@ -159,6 +159,18 @@ def test_fit_then_segment_with_the_concept_matches_direct_segmentation(scene, lo
         assert np.array_equal(direct, reloaded)
 
 
+def test_fit_says_the_outline_level_it_fitted_and_saves_it(scene, loads, capsys):
+    tmp_path, ref, mask = scene
+    concept = tmp_path / "thing.persam"
+    assert cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept)]) == cli.EXIT_OK
+    level = PerSAM.load(concept, sam=tiny_sam("vit_t")).mask_level
+    assert f"outline level {level:g}" in capsys.readouterr().err
+    assert cli.main(["fit", "--ref", str(ref), "--ref-mask", str(mask), "-o", str(concept), "--overwrite",
+                     "--paper"]) == cli.EXIT_OK
+    assert "outline level" not in capsys.readouterr().err
+    assert PerSAM.load(concept, sam=tiny_sam("vit_t")).mask_level == 0.0
+
+
 def test_fit_does_not_overwrite_without_asking(scene, loads, capsys):
     tmp_path, ref, mask = scene
     concept = tmp_path / "thing.persam"
