@@ -128,14 +128,20 @@ def soft_alpha(image: np.ndarray, mask: np.ndarray, radius: float = RADIUS, eps:
     return alpha
 
 
+def snapped_or_kept(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`snap_mask`, except that an empty mask, or a sliver the filter would erase, is kept as it is."""
+    if not mask.any():
+        return mask
+    snapped = snap_mask(image, mask)
+    return snapped if snapped.any() else mask
+
+
 def snap_edges(image: np.ndarray, result: Result) -> Result:
-    """``result`` with its mask snapped (:func:`snap_mask`) to the edges of ``image``, in place; the seconds
-    it took are ``result.timings["edges"]``. The low-res logits (what scores and overlaps read) are kept."""
+    """``result`` with its mask snapped (:func:`snapped_or_kept`) to the edges of ``image``, in place; the
+    seconds it took are ``result.timings["edges"]``. The low-res logits (what scores and overlaps read) are
+    kept."""
     start = time.perf_counter()
-    if result.mask.any():
-        snapped = snap_mask(image, result.mask)
-        if snapped.any():  # a sliver the filter would erase keeps SAM's mask
-            result.mask = snapped
+    result.mask = snapped_or_kept(image, result.mask)
     result.timings["edges"] = time.perf_counter() - start
     return result
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .edges import snap_edges, snap_mask
+from .edges import snap_edges, snapped_or_kept
 from .metrics import boundary_dilation, mask_boundary
 
 if TYPE_CHECKING:
@@ -65,19 +65,11 @@ def fit_level(persam: PerSAM, embs: Sequence[ImageEmbedding], results: Sequence[
         snap = image is not None and persam.settings.edges
         found = [mask_at_level(persam, emb, result, level) for level in order]
         if snap:
-            found = [_snapped(image, f) for f in found]
+            found = [snapped_or_kept(image, f) for f in found]
         scores[i] = _boundary_ious(found, np.asarray(mask, dtype=bool))
     mean = scores.mean(axis=0) if len(embs) else np.zeros(len(order))
     best = int(np.argmax(mean))  # the first of equal means: the level nearest 0
     return float(order[best]) if mean[best] > 0 else 0.0
-
-
-def _snapped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """As :func:`persam.edges.snap_edges` treats a mask: snapped, unless the filter would erase it."""
-    if not mask.any():
-        return mask
-    snapped = snap_mask(image, mask)
-    return snapped if snapped.any() else mask
 
 
 def _boundary_ious(found: Sequence[np.ndarray], reference: np.ndarray) -> list[float]:
