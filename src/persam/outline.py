@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .edges import snap_edges, snapped_or_kept
-from .metrics import boundary_dilation, mask_boundary
+from .metrics import boundary_dilation, intersection_union, mask_boundary
 
 if TYPE_CHECKING:
     from .method import PerSAM
@@ -38,9 +38,21 @@ def mask_at_level(persam: PerSAM, emb: ImageEmbedding, result: Result, level: fl
     """
     if level == 0 or result.logits is None or not result.mask.any():
         return result.mask
-    cut = persam.predictor.upscale(emb, result.logits[None])[0].numpy() > level
-    mask = cut | result.mask if level < 0 else cut & result.mask
-    return mask if mask.any() else result.mask
+    return _cut(_full_logits(persam, emb, result), result.mask, level)
+
+
+def _full_logits(persam: PerSAM, emb: ImageEmbedding, result: Result) -> np.ndarray:
+    """``result``'s low-res logits upsampled to the photo (HxW float)."""
+    return persam.predictor.upscale(emb, result.logits[None])[0].numpy()
+
+
+def _cut(full: np.ndarray, mask: np.ndarray, level: float) -> np.ndarray:
+    """:func:`mask_at_level` from already upsampled logits ``full`` and the result's ``mask``."""
+    if level == 0:
+        return mask
+    cut = full > level
+    cut = cut | mask if level < 0 else cut & mask
+    return cut if cut.any() else mask
 
 
 def finish(persam: PerSAM, emb: ImageEmbedding, image: np.ndarray | None, result: Result) -> Result:
@@ -62,9 +74,12 @@ def fit_level(persam: PerSAM, embs: Sequence[ImageEmbedding], results: Sequence[
     order = sorted(levels, key=abs)
     scores = np.zeros((len(embs), len(order)))
     for i, (emb, result, mask, image) in enumerate(zip(embs, results, masks, images, strict=True)):
-        snap = image is not None and persam.settings.edges
-        found = [mask_at_level(persam, emb, result, level) for level in order]
-        if snap:
+        if result.logits is None or not result.mask.any():
+            found = [result.mask] * len(order)
+        else:  # upsampled once, cut at every level
+            full = _full_logits(persam, emb, result)
+            found = [_cut(full, result.mask, level) for level in order]
+        if image is not None and persam.settings.edges:
             found = [snapped_or_kept(image, f) for f in found]
         scores[i] = _boundary_ious(found, np.asarray(mask, dtype=bool))
     mean = scores.mean(axis=0) if len(embs) else np.zeros(len(order))
@@ -94,7 +109,6 @@ def _boundary_ious(found: Sequence[np.ndarray], reference: np.ndarray) -> list[f
         if not f.any():
             out.append(0.0)
             continue
-        mine = mask_boundary(f[y0:y1, x0:x1], band)
-        union_count = int((mine | ref).sum())
-        out.append(float((mine & ref).sum()) / union_count if union_count else 1.0)
+        inter, union_count = intersection_union(mask_boundary(f[y0:y1, x0:x1], band), ref)
+        out.append(inter / union_count if union_count else 1.0)  # as metrics.boundary_iou counts
     return out
