@@ -197,3 +197,36 @@ def test_concepts_of_older_persam_get_the_search_unless_they_chose_otherwise(con
     _rewrite_meta(path, persam_version="0.2.0", settings=old)  # made by this persam: exactly as recorded
     kept = PerSAM.load(path, sam=concept.predictor.model).settings
     assert (kept.candidates, kept.complete_parts) == (1, False)
+
+
+def _rewrite_arrays(path, **changes):
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays.update(changes)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+
+
+def test_colours_under_other_lights_round_trip_and_older_colours_still_load(concept, tmp_path):
+    from persam.presence import HISTOGRAM_BINS, LIGHTS, colour_agreement
+
+    assert concept.presence_colour.shape == (1 + len(LIGHTS), HISTOGRAM_BINS)
+    path = tmp_path / "c.persam"
+    concept.save(path)
+    assert np.array_equal(PerSAM.load(path, sam=concept.predictor.model).presence_colour, concept.presence_colour)
+    # A concept saved before colours were taken under other lights: one histogram, compared as shot.
+    _rewrite_arrays(path, presence_colour=concept.presence_colour[0])
+    old = PerSAM.load(path, sam=concept.predictor.model).presence_colour
+    assert old.shape == (HISTOGRAM_BINS,)
+    hist = concept.presence_colour[3]
+    assert colour_agreement(hist, old) == pytest.approx(colour_agreement(hist, concept.presence_colour[0]))
+
+
+@pytest.mark.parametrize("shape", [(128, 3), (2, 3, 128), (0, 128)])
+def test_colours_of_a_wrong_shape_are_a_one_line_error(concept, tmp_path, shape):
+    path = tmp_path / "c.persam"
+    concept.save(path)
+    _rewrite_arrays(path, presence_colour=np.zeros(shape, np.float32))
+    with pytest.raises(InputError, match=r"c.persam: damaged persam concept \(presence_colour has shape"):
+        PerSAM.load(path, sam=concept.predictor.model)

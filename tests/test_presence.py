@@ -13,10 +13,12 @@ from persam.io import load_image, load_reference_mask
 from persam.presence import (
     DEFAULT_THRESHOLD,
     HISTOGRAM_BINS,
+    LIGHTS,
     colour_agreement,
     colour_histogram,
     find,
     is_present,
+    light_tolerant_agreement,
     mutual_part_similarity,
     presence_score,
     reference_histogram,
@@ -51,7 +53,38 @@ def test_colour_agreement_is_one_for_the_same_colours_and_zero_for_others():
     assert colour_agreement(h_red, np.zeros(HISTOGRAM_BINS, np.float32)) == 0.0
     # Several references pool their pixels, weighted by area.
     pooled = reference_histogram([red, blue], [everything, np.zeros((10, 10), bool)])
-    assert np.allclose(pooled, h_red)
+    assert pooled.shape == (1 + len(LIGHTS), HISTOGRAM_BINS) and np.allclose(pooled[0], h_red)
+
+
+def _lit(image, t):
+    """``image`` as if shot under light t: linear red x t, blue / t (what srgb_to_lab(light=t) models)."""
+    c = image.astype(np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92) * np.array([t, 1.0, 1.0 / t])
+    c = np.clip(c, 0.0, 1.0)
+    c = np.where(c > 0.0031308, 1.055 * np.power(np.maximum(c, 0.0031308), 1 / 2.4) - 0.055, 12.92 * c)
+    return np.round(c * 255).astype(np.uint8)
+
+
+def test_colours_under_other_lights_forgive_half_of_a_change_of_light():
+    rng = np.random.default_rng(0)
+    clock = np.clip(rng.normal((200, 170, 40), 12, (40, 40, 3)), 0, 255).astype(np.uint8)  # a yellow object
+    everything = np.ones((40, 40), bool)
+    lit = reference_histogram([clock], [everything])
+    assert np.allclose(lit[0], colour_histogram(clock, everything))
+    assert light_tolerant_agreement(colour_histogram(clock, everything), lit) == pytest.approx(1.0, abs=1e-5)
+    # The same object shot in cooler light: as shot the colours agree less; one of the lights explains it,
+    # and the agreement is the geometric mean of the two.
+    cooler = colour_histogram(_lit(clock, LIGHTS[0]), everything)
+    as_shot = colour_agreement(cooler, lit[0])
+    best = max(colour_agreement(cooler, row) for row in lit)
+    assert as_shot < 0.8 and best > 0.95
+    assert colour_agreement(cooler, lit) == pytest.approx(np.sqrt(as_shot * best), abs=1e-6)
+    assert as_shot < colour_agreement(cooler, lit) < best
+    # A colour no light along the daylight locus makes of it stays apart.
+    blue = colour_histogram(_flat((40, 60, 220)), np.ones((20, 20), bool))
+    assert colour_agreement(blue, lit) < 0.05
+    with pytest.raises(ValueError):
+        light_tolerant_agreement(blue, lit[:, :-1])
 
 
 def _flat(colour, h=20, w=20):
@@ -224,3 +257,28 @@ def test_find_joins_a_missing_part_or_takes_it_alone_by_score(tiny_concept, monk
     assert result is results[expected] and score == scores[id(results[expected])]
     same, _ = find(p, emb, target, first=first, k=1, complete_parts=False, score=lambda r: scores[id(r)])
     assert same is first
+
+
+@pytest.mark.integration
+def test_a_change_of_light_costs_the_object_less_and_helps_a_look_alike_little(mobilesam):
+    """The yellow clock's reference photo shot again in cooler and in warmer light (its pixels re-lit along
+    the daylight locus): with the reference's colours under other lights the clock keeps most of its score;
+    a yellow duck, a look-alike whose colours no light explains, gains next to nothing."""
+    album = require_data(SHARED_DATA / "dreambooth-album")
+    ref = load_image(album / "Images" / "clock" / "00.jpg")
+    mask = load_reference_mask(album / "RefMasks" / "clock.png", ref)
+    concept = PerSAM.from_reference(ref, mask, sam=mobilesam)
+    lit, own = concept.presence_colour, concept.own_score()
+    assert lit.shape == (1 + len(LIGHTS), HISTOGRAM_BINS)
+
+    def scores(img):
+        emb = concept.predictor.encode(img)
+        found = concept.segment_embedding(emb, image=img)
+        return (presence_score(concept, emb, img, found, lit[0]) / own,
+                presence_score(concept, emb, img, found, lit) / own)
+
+    for light in (LIGHTS[0], LIGHTS[-1]):
+        as_shot, with_lights = scores(_lit(ref, light))
+        assert as_shot < 0.82 and with_lights > 0.84 and with_lights - as_shot > 0.05
+    as_shot, with_lights = scores(load_image(album / "Images" / "duck_toy" / "03.jpg"))
+    assert with_lights < 0.6 and with_lights - as_shot < 0.03

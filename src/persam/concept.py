@@ -209,7 +209,9 @@ def concept_state(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[st
     if colour is not None:
         from .presence import HISTOGRAM_BINS
 
-        if colour.shape != (HISTOGRAM_BINS,):
+        # (bins,): saved before colours were taken under other lights; (lights, bins) since
+        if colour.shape[-1:] != (HISTOGRAM_BINS,) or colour.ndim not in (1, 2) or colour.size == 0 \
+                or not np.isfinite(colour).all():
             raise InputError(f"{path}: damaged persam concept (presence_colour has shape {colour.shape})")
         colour = colour.astype(np.float32)
     negatives = _negatives(path, meta, arrays, device)

@@ -12,14 +12,18 @@ the same *class* almost as high as photos of the same *instance*: SAM's features
   tells a white poodle from a brown dog, which SAM's features barely do. Lab separates lightness, which
   changes with the light, from chroma, which changes less; lightness gets only a dark/light split, chroma a
   finer grid, and every pixel is spread over its neighbouring bins (soft binning), so a small shift of
-  colour moves weight between bins instead of flipping it.
+  colour moves weight between bins instead of flipping it. The light a photo is shot in shifts every colour
+  along the daylight locus (warmer at sunset or under a lamp, cooler in shade): the reference's colours are
+  also taken under :data:`LIGHTS` other lights, and the agreement is the geometric mean of the agreement as
+  shot and the best under any of them (:func:`light_tolerant_agreement`): a difference that a change of light
+  explains costs half as much -- the yellow clock shot in warm light and again on a white bed in daylight.
 
 Both are in [0, 1], 1 for the reference re-segmenting itself, so their product is read against an absolute
 threshold (:data:`DEFAULT_THRESHOLD`; judging it relative to the concept's own reference score did no
 better, see ``bench/album.py``).
 
 What a concept needs at fit time: :func:`reference_histogram` of its reference image(s) and mask(s), one
-float32 array of :data:`HISTOGRAM_BINS` values (store it in the concept file, e.g. as ``presence_colour``);
+float32 array of rows of :data:`HISTOGRAM_BINS` values (store it in the concept file, e.g. as ``presence_colour``);
 the part features are already stored. Per photo: :func:`score_result` (the one hook: :func:`presence_score`
 when the pixels and colours are at hand) and :func:`is_present`; :func:`find` is persam's search, which uses
 the score to choose between candidate masks (other peaks, missing parts).
@@ -59,14 +63,23 @@ SURE = 0.8
 CANDIDATES = 4
 CANDIDATE_RATIO = 0.7
 
+#: the other lights a reference's colours are taken under: gains (t, 1, 1/t) of linear red and blue, ln t in
+#: [-LIGHT_SHIFT, LIGHT_SHIFT] (t 0.70-1.43: from a cool shade to a warm lamp; the red/blue ratio halves or
+#: doubles), evenly spaced; chosen on the DreamBooth album with bench/album_light.py (against 0 and 0.24)
+LIGHT_SHIFT = 0.36
+LIGHTS = tuple(float(t) for t in np.exp(np.linspace(-LIGHT_SHIFT, LIGHT_SHIFT, 13)) if abs(np.log(t)) > 1e-9)
+
 _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
 
 
-def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) of (..., 3) uint8 sRGB values, float64 (..., 3): L in [0, 100], a*, b* about +-100."""
+def srgb_to_lab(rgb: np.ndarray, light: float = 1.0) -> np.ndarray:
+    """CIELAB (D65) of (..., 3) uint8 sRGB values, float64 (..., 3): L in [0, 100], a*, b* about +-100.
+    ``light`` t != 1: as if shot under another light, linear red x t and blue / t (clipped at white)."""
     c = rgb.astype(np.float64) / 255.0
     c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    if light != 1.0:
+        c = np.minimum(c * np.array([light, 1.0, 1.0 / light]), 1.0)
     xyz = c @ _SRGB_TO_XYZ.T / _WHITE_D65
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
@@ -87,9 +100,10 @@ def _soft_bins(values: np.ndarray, bins: int, lo: float, hi: float) -> tuple[lis
     return [low.astype(np.int64), high.astype(np.int64)], [1.0 - frac, frac]
 
 
-def colour_histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def colour_histogram(image: np.ndarray, mask: np.ndarray, light: float = 1.0) -> np.ndarray:
     """Normalised soft-binned Lab histogram (``HISTOGRAM_BINS``,) float32 of the pixels of an HxWx3 uint8
-    image under a bool mask; all zeros for an empty mask."""
+    image under a bool mask (as if shot under ``light``, see :func:`srgb_to_lab`); all zeros for an empty
+    mask."""
     if image.shape[:2] != mask.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} differ in size")
     px = _subsample(image, mask)
@@ -98,7 +112,7 @@ def colour_histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     hist = np.zeros(HISTOGRAM_BINS, np.float64)
     if px.shape[0] == 0:
         return hist.astype(np.float32)
-    lab = srgb_to_lab(px)
+    lab = srgb_to_lab(px, light)
     li, lw = _soft_bins(lab[:, 0], LIGHTNESS_BINS, 0.0, 100.0)
     ai, aw = _soft_bins(lab[:, 1], CHROMA_BINS, -CHROMA_RANGE, CHROMA_RANGE)
     bi, bw = _soft_bins(lab[:, 2], CHROMA_BINS, -CHROMA_RANGE, CHROMA_RANGE)
@@ -110,27 +124,51 @@ def colour_histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (hist / hist.sum()).astype(np.float32)
 
 
-def reference_histogram(images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
-    """The concept's colour histogram (fit time): every reference's object pixels pooled, weighted by area;
-    (``HISTOGRAM_BINS``,) float32, the one array a concept file must add for presence."""
-    counts = [colour_histogram(img, m) * int(m.sum()) for img, m in zip(images, masks, strict=True)]
-    total = np.sum(counts, axis=0, dtype=np.float64)
-    return (total / total.sum() if total.sum() > 0 else total).astype(np.float32)
+def reference_histogram(images: list[np.ndarray], masks: list[np.ndarray],
+                        lights: tuple[float, ...] = LIGHTS) -> np.ndarray:
+    """The concept's colours (fit time): every reference's object pixels pooled, weighted by area, as shot
+    (row 0) and under each of ``lights`` (the rows after: :func:`light_tolerant_agreement`); (1 +
+    len(lights), ``HISTOGRAM_BINS``) float32, the one array a concept file must add for presence."""
+    rows = []
+    for light in (1.0, *lights):
+        counts = [colour_histogram(img, m, light) * int(m.sum()) for img, m in zip(images, masks, strict=True)]
+        total = np.sum(counts, axis=0, dtype=np.float64)
+        rows.append(total / total.sum() if total.sum() > 0 else total)
+    return np.stack(rows).astype(np.float32)
 
 
 def object_parts(persam, emb: ImageEmbedding, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """The unit-length cells (N, C) and colour histogram of the object under ``mask`` in an encoded photo,
-    taken as ``persam``'s reference's are: what makes a found object a reference of its own (a negative
-    example, a view of the album check)."""
+    taken as ``persam``'s reference's are, but as shot only: what makes a found object a reference of its own
+    (a negative example, a view of the album check). It was found in the album, among the photos it is then
+    compared with; taking its colours under other lights too was measured and lets look-alikes in (the
+    corgi's photos pass the chow's album check: the README's albums section)."""
     cells = reference_cells(emb, mask, persam.predictor.model.img_size, persam.settings.feature_mask_threshold)
     return part_features(cells), colour_histogram(image, mask)
 
 
 def colour_agreement(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
-    """Bhattacharyya coefficient of two normalised histograms: 1 identical, 0 disjoint (or either empty)."""
+    """Bhattacharyya coefficient of two normalised histograms: 1 identical, 0 disjoint (or either empty).
+    ``hist_b`` may be an object's colours under several lights (rows, :func:`reference_histogram`): then
+    :func:`light_tolerant_agreement`."""
+    if hist_b.ndim == 2:
+        return light_tolerant_agreement(hist_a, hist_b)
     if hist_a.shape != hist_b.shape:
         raise ValueError(f"histograms of {hist_a.shape} and {hist_b.shape} bins")
     return float(np.clip(np.sqrt(hist_a.astype(np.float64) * hist_b.astype(np.float64)).sum(), 0.0, 1.0))
+
+
+def light_tolerant_agreement(hist: np.ndarray, lit: np.ndarray) -> float:
+    """How well the colours ``hist`` of a found object agree with an object known by its colours ``lit`` as
+    shot (row 0) and under other lights (the rows after): the geometric mean of the agreement as shot and
+    the best under any light. A colour difference that a change of light explains costs half as much as one
+    it does not (in the log of the agreement): the same clock in other light loses less, while a look-alike
+    whose colours no light explains gains next to nothing (the full best-light agreement, measured, let
+    look-alikes in: bench/album_light.py)."""
+    if lit.ndim != 2 or lit.shape[1:] != hist.shape:
+        raise ValueError(f"histograms of {hist.shape} and {lit.shape} bins")
+    each = np.clip(np.sqrt(lit.astype(np.float64) * hist.astype(np.float64)[None]).sum(axis=1), 0.0, 1.0)
+    return float(np.sqrt(each[0] * each.max()))
 
 
 def mutual_part_similarity(part_features: torch.Tensor, features: torch.Tensor, logits: torch.Tensor) -> float:
