@@ -11,7 +11,9 @@ candidates by the score, so the masks can differ between shifts). Printed per sh
 shift scores below 1, mAP and mean AUROC, precision / recall at the presence threshold on each photo alone and
 after the album check (:mod:`persam.album_check`, as runs apply it), and the false positives of every concept on
 the album without its own photos (after the check), since a score that forgives more also lets more
-look-alikes in. Searches are cached in ``--cache`` (``light-<shift>-<subject>.pt``).
+look-alikes in. Then the album check's bar both ways, at several ratios: x the views' album scores (this
+release, :func:`persam.album_check.check`) and x the views' scores against the reference (the previous release).
+Searches are cached in ``--cache`` (``light-<shift>-<subject>.pt``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import album_expansion  # noqa: E402
 
 from persam import PerSAM, presence  # noqa: E402
 from persam.album import DEFAULT_PRESENCE  # noqa: E402
+from persam.album_check import RATIO, Found, bounded, choose_views  # noqa: E402
 from persam.grid import cells_under  # noqa: E402
 from persam.io import load_image, load_reference_mask  # noqa: E402
 from persam.loading import load_sam  # noqa: E402
@@ -66,6 +69,31 @@ def search_subject(subject: str, shift: float, root: Path, predictor: SamPredict
     return photos
 
 
+def previous_check(albums: list, ratio: float, without_own: bool = False) -> tuple[float, float, int]:
+    """Precision, recall and false positives of the album check as the previous release ran it: the bar
+    ``ratio`` x the views' own scores against the reference (this release: x the views' album scores)."""
+    present, positive = [], []
+    for a in albums:
+        names = [n for n in a.photos if not (without_own and a.positive(n))]
+        found = [Found(n, a.photos[n]["score"], bounded(a.photos[n]["cells"].float()), a.photos[n]["colour"])
+                 for n in names if a.photos[n]["score"] >= DEFAULT_PRESENCE and a.photos[n]["cells"] is not None]
+        chosen = choose_views(found)
+        kept = {f.key for f in found}
+        if chosen:
+            bar = max(DEFAULT_PRESENCE, ratio * float(np.mean([v.score for v in chosen])))
+            kept = set()
+            for f in found:
+                likes = [presence.likeness_of_cells(v.cells.T.float(), v.colour, f.cells.float(), f.colour)
+                         for v in chosen if v is not f]
+                if (f.score + sum(likes)) / (1 + len(likes)) >= bar:
+                    kept.add(f.key)
+        present += [n in kept for n in names]
+        positive += [a.positive(n) for n in names]
+    present, positive = np.array(present), np.array(positive)
+    p, r = album_bench.precision_recall(present, positive)
+    return p, r, int((present & ~positive).sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("album", nargs="?", type=Path, default=album_bench.SHARED / "dreambooth-album")
@@ -100,7 +128,9 @@ def main() -> None:
         checked = album_expansion.album_check(albums)
         absent = album_expansion.album_check(albums, without_own=True)[2]
         positives = sum(a.positive(n) for a in albums for n in a.photos)
-        rows[shift] = (per, alone, checked, absent, positives)
+        ratios = {q: (album_expansion.album_check(albums, ratio=q), previous_check(albums, q))
+                  for q in (0.8, 0.85, 0.88, 0.9)}
+        rows[shift] = (per, alone, checked, absent, positives, ratios, previous_check(albums, 0.85, True)[2])
     print(f"album: {root} ({len(subjects)} concepts, {len(embs)} photos); {args.runtime} {args.precision}\n")
     shifts = list(rows)
     print("| | " + " | ".join(f"shift {s:g}" + (" (**default**)" if s == presence.LIGHT_SHIFT else "")
@@ -120,6 +150,17 @@ def main() -> None:
         f"{rows[x][2][2]} / {round(rows[x][4] * (1 - rows[x][2][1]))}" for x in shifts) + " |")
     print("| album without the object: false positives after the check | " + " | ".join(
         str(rows[x][3]) for x in shifts) + " |")
+    print("\nThe album check's bar: x the views' album scores (this release) or x their scores against the reference "
+          "(the previous release, whose ratio was 0.85); precision / recall (false positives)\n")
+    print("| bar | ratio | " + " | ".join(f"shift {s:g}" for s in shifts) + " |")
+    print("|---|---|" + "---|" * len(shifts))
+    for i, label in enumerate(("views' album scores", "views' scores (previous)")):
+        for q in rows[shifts[0]][5]:
+            default = (i == 0 and q == RATIO) or (i == 1 and q == 0.85)
+            print(f"| {label} | {q:g}{' (default)' if default else ''} | " + " | ".join(
+                "{:.3f} / {:.3f} ({})".format(*rows[x][5][q][i]) for x in shifts) + " |")
+    print("| views' scores (previous), album without the object: false positives | 0.85 | " + " | ".join(
+        str(rows[x][6]) for x in shifts) + " |")
 
 
 if __name__ == "__main__":
