@@ -50,11 +50,16 @@ Rule = tuple[int, float, float, float]
 TODAY: Rule = (0, 1.0, DEFAULT_PRESENCE, 0.0)
 
 
-def search_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict, images: dict) -> dict:
-    """Each target searched once as albums search it: score / own, and the found object's cells and colours."""
+def search_subject(subject: str, root: Path, predictor: SamPredictor, embs: dict, images: dict,
+                   lights: tuple[float, ...] | None = None) -> dict:
+    """Each target searched once as albums search it: score / own, and the found object's cells and colours.
+    ``lights``: the concept's colours taken under these lights instead of :data:`persam.presence.LIGHTS`."""
     ref = f"{subject}_00"
     mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
     concept = PerSAM.from_embeddings(predictor, [embs[ref]], [mask], images=[images[ref]])
+    if lights is not None and lights != presence.LIGHTS:  # other colours: the reference scored again with them
+        concept.presence_colour = presence.reference_histogram([images[ref]], [mask], lights)
+        concept.reference_score = concept._find_references([embs[ref]], [images[ref]])[1]
     own = concept.own_score()
     sure = max(presence.SURE, DEFAULT_PRESENCE) * own
     photos = {}
@@ -110,16 +115,16 @@ def pooled(albums: list[Album], rule: Rule, without_own: bool = False) -> tuple[
     return p, r, int((present & ~positive).sum())
 
 
-def check_decisions(albums: list[Album], without_own: bool = False,
-                    ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray]:
-    """(present, positive) per photo after :func:`persam.album_check.check` as runs apply it (it only turns
-    present photos absent), on the same masks."""
+def check_decisions(albums: list[Album], without_own: bool = False, ratio: float = RATIO,
+                    rule=check) -> tuple[np.ndarray, np.ndarray]:
+    """(present, positive) per photo after :func:`persam.album_check.check` (or another ``rule`` of its
+    signature) as runs apply it (it only turns present photos absent), on the same masks."""
     present, positive = [], []
     for a in albums:
         found = [Found(n, v["score"], bounded(v["cells"].float()), v["colour"]) for n, v in a.photos.items()
                  if v["score"] >= DEFAULT_PRESENCE and v["cells"] is not None
                  and not (without_own and a.positive(n))]
-        verdicts = check(found, DEFAULT_PRESENCE, ratio=ratio)
+        verdicts = rule(found, DEFAULT_PRESENCE, ratio=ratio)
         kept = {f.key for f in found if f.key not in verdicts or verdicts[f.key].present}
         names = [n for n in a.photos if not (without_own and a.positive(n))]
         present += [n in kept for n in names]
@@ -127,9 +132,10 @@ def check_decisions(albums: list[Album], without_own: bool = False,
     return np.array(present), np.array(positive)
 
 
-def album_check(albums: list[Album], without_own: bool = False, ratio: float = RATIO) -> tuple[float, float, int]:
-    """Precision, recall and false positives of the album check, pooled."""
-    present, positive = check_decisions(albums, without_own, ratio)
+def album_check(albums: list[Album], without_own: bool = False, ratio: float = RATIO,
+                rule=check) -> tuple[float, float, int]:
+    """Precision, recall and false positives of the album check (or another ``rule``), pooled."""
+    present, positive = check_decisions(albums, without_own, ratio, rule)
     p, r = album_bench.precision_recall(present, positive)
     return p, r, int((present & ~positive).sum())
 

@@ -29,69 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import album as album_bench  # noqa: E402  (the bench folder is not a package)
 import album_expansion  # noqa: E402
 
-from persam import PerSAM, presence  # noqa: E402
+from persam import presence  # noqa: E402
 from persam.album import DEFAULT_PRESENCE  # noqa: E402
-from persam.album_check import RATIO, Found, bounded, choose_views  # noqa: E402
-from persam.grid import cells_under  # noqa: E402
-from persam.io import load_image, load_reference_mask  # noqa: E402
+from persam.album_check import RATIO, Found, Verdict, choose_views  # noqa: E402
+from persam.io import load_image  # noqa: E402
 from persam.loading import load_sam  # noqa: E402
 from persam.predictor import SamPredictor  # noqa: E402
 
 
-def lights(shift: float) -> tuple[float, ...]:
-    """The lights of a shift, spaced as :data:`persam.presence.LIGHTS` are (six each way)."""
-    if shift <= 0:
-        return ()
-    return tuple(float(t) for t in np.exp(np.linspace(-shift, shift, 13)) if abs(np.log(t)) > 1e-9)
-
-
-def search_subject(subject: str, shift: float, root: Path, predictor: SamPredictor, embs: dict,
-                   images: dict) -> dict:
-    """Each target searched once as albums search it, the concept's colours taken under ``shift``'s lights."""
-    ref = f"{subject}_00"
-    mask = load_reference_mask(root / "RefMasks" / f"{subject}.png", images[ref])
-    concept = PerSAM.from_embeddings(predictor, [embs[ref]], [mask], images=[images[ref]])
-    if lights(shift) != presence.LIGHTS:  # the default's colours were taken above; others: again, and rescored
-        concept.presence_colour = presence.reference_histogram([images[ref]], [mask], lights(shift))
-        concept.reference_score = concept._find_references([embs[ref]], [images[ref]])[1]
-    own = concept.own_score()
-    sure = max(presence.SURE, DEFAULT_PRESENCE) * own
-    photos = {}
-    with torch.inference_mode():
-        for n in sorted(embs):
-            if n == ref:
-                continue
-            result, score = presence.find(concept, embs[n], images[n], gray_zone=(presence.GRAY_FLOOR, sure))
-            found = result.logits is not None and result.mask.any()
-            photos[n] = {"score": score / own,
-                         "cells": cells_under(embs[n].match_features, result.logits).half() if found else None,
-                         "colour": presence.colour_histogram(images[n], result.mask) if found else None}
-    return photos
-
-
-def previous_check(albums: list, ratio: float, without_own: bool = False) -> tuple[float, float, int]:
-    """Precision, recall and false positives of the album check as the previous release ran it: the bar
+def previous_rule(found: list[Found], threshold: float, ratio: float) -> dict:
+    """The album check as the previous release ran it (:func:`persam.album_check.check`'s signature): the bar
     ``ratio`` x the views' own scores against the reference (this release: x the views' album scores)."""
-    present, positive = [], []
-    for a in albums:
-        names = [n for n in a.photos if not (without_own and a.positive(n))]
-        found = [Found(n, a.photos[n]["score"], bounded(a.photos[n]["cells"].float()), a.photos[n]["colour"])
-                 for n in names if a.photos[n]["score"] >= DEFAULT_PRESENCE and a.photos[n]["cells"] is not None]
-        chosen = choose_views(found)
-        kept = {f.key for f in found}
-        if chosen:
-            bar = max(DEFAULT_PRESENCE, ratio * float(np.mean([v.score for v in chosen])))
-            kept = set()
-            for f in found:
-                likes = [presence.likeness_of_cells(v.cells.T.float(), v.colour, f.cells.float(), f.colour)
-                         for v in chosen if v is not f]
-                if (f.score + sum(likes)) / (1 + len(likes)) >= bar:
-                    kept.add(f.key)
-        present += [n in kept for n in names]
-        positive += [a.positive(n) for n in names]
-    present, positive = np.array(present), np.array(positive)
-    p, r = album_bench.precision_recall(present, positive)
-    return p, r, int((present & ~positive).sum())
+    chosen = choose_views(found)
+    if not chosen:
+        return {}
+    bar = max(threshold, ratio * float(np.mean([v.score for v in chosen])))
+    verdicts = {}
+    for f in found:
+        likes = [presence.likeness_of_cells(v.cells.T.float(), v.colour, f.cells.float(), f.colour)
+                 for v in chosen if v is not f]
+        score = (f.score + sum(likes)) / (1 + len(likes))
+        verdicts[f.key] = Verdict(score >= bar, score, bar)
+    return verdicts
 
 
 def main() -> None:
@@ -115,7 +74,8 @@ def main() -> None:
         for s in subjects:
             file = args.cache / f"light-{shift:g}-{s}.pt"
             if not file.exists():
-                torch.save(search_subject(s, shift, root, predictor, embs, images), file)
+                lights = presence.lights_within(shift)
+                torch.save(album_expansion.search_subject(s, root, predictor, embs, images, lights), file)
                 print(f"shift {shift:g}: {s} searched", file=sys.stderr, flush=True)
             albums.append(album_expansion.Album(s, torch.load(file, weights_only=False)))
         per = {}
@@ -128,9 +88,10 @@ def main() -> None:
         checked = album_expansion.album_check(albums)
         absent = album_expansion.album_check(albums, without_own=True)[2]
         positives = sum(a.positive(n) for a in albums for n in a.photos)
-        ratios = {q: (album_expansion.album_check(albums, ratio=q), previous_check(albums, q))
-                  for q in (0.8, 0.85, 0.88, 0.9)}
-        rows[shift] = (per, alone, checked, absent, positives, ratios, previous_check(albums, 0.85, True)[2])
+        ratios = {q: (album_expansion.album_check(albums, ratio=q),
+                      album_expansion.album_check(albums, ratio=q, rule=previous_rule)) for q in (0.8, 0.85, 0.88, 0.9)}
+        previous_absent = album_expansion.album_check(albums, True, 0.85, previous_rule)[2]
+        rows[shift] = (per, alone, checked, absent, positives, ratios, previous_absent)
     print(f"album: {root} ({len(subjects)} concepts, {len(embs)} photos); {args.runtime} {args.precision}\n")
     shifts = list(rows)
     print("| | " + " | ".join(f"shift {s:g}" + (" (**default**)" if s == presence.LIGHT_SHIFT else "")

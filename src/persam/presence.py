@@ -67,7 +67,16 @@ CANDIDATE_RATIO = 0.7
 #: [-LIGHT_SHIFT, LIGHT_SHIFT] (t 0.70-1.43: from a cool shade to a warm lamp; the red/blue ratio halves or
 #: doubles), evenly spaced; chosen on the DreamBooth album with bench/album_light.py (against 0 and 0.24)
 LIGHT_SHIFT = 0.36
-LIGHTS = tuple(float(t) for t in np.exp(np.linspace(-LIGHT_SHIFT, LIGHT_SHIFT, 13)) if abs(np.log(t)) > 1e-9)
+
+
+def lights_within(shift: float, each_way: int = 6) -> tuple[float, ...]:
+    """The lights t != 1 with ln t evenly spaced in [-shift, shift], ``each_way`` on either side; () for 0."""
+    if shift <= 0:
+        return ()
+    return tuple(float(t) for t in np.exp(np.linspace(-shift, shift, 2 * each_way + 1)) if abs(np.log(t)) > 1e-9)
+
+
+LIGHTS = lights_within(LIGHT_SHIFT)
 
 _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
